@@ -1,0 +1,185 @@
+"""SocialOps composition root: settings, engine, clients, scheduler, web app and wiring. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adapters.generic.client import GenericSender
+from adapters.generic.webhook import generic_webhook
+from adapters.mastodon.client import MastodonClient
+from adapters.mastodon.source import MastodonPoller, MastodonSender
+from bot.chat.slack.delivery import SlackDelivery
+from bot.chat.slack.listeners import SlackDesk
+from bot.config import Config, ConfigError, Settings, load_config
+from bot.core.ports import Sender
+from bot.services import followups
+from bot.services.api import Services
+from bot.services.outbox import Outbox
+from bot.services.records import Effect
+from bot.services.sending import SendHandler
+from bot.web import build_web
+from storage.db import make_engine, migrate
+
+log = logging.getLogger("socialops")
+
+
+def _secret(env: Mapping[str, str], name: str, key: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise ConfigError(f"{name}: set this environment variable (named by {key} in the config file)")
+    return value
+
+
+@dataclass
+class Runtime:
+    """Everything one process runs; `web` is the ASGI app, started and stopped by its lifespan."""
+
+    engine: Engine
+    config: Config
+    services: Services
+    outbox: Outbox
+    scheduler: followups.FollowupScheduler
+    bolt: AsyncApp
+    web: Starlette
+    http: httpx.AsyncClient
+    pollers: list[MastodonPoller] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        followups.runtime.engine = self.engine
+        def notify() -> None:
+            loop.call_soon_threadsafe(self.outbox.wake)
+
+        followups.runtime.notify = notify
+        self.services.set_notify(self.outbox.wake)
+        self.scheduler.start()
+        self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        for poller in self.pollers:
+            self.tasks.append(asyncio.create_task(poller.run(), name="poller"))
+
+    async def stop(self) -> None:
+        self.outbox.stop()
+        for poller in self.pollers:
+            poller.stop()
+        self.scheduler.shutdown()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.http.aclose()
+
+
+def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
+          slack_pace: float = 1.0) -> Runtime:
+    env = os.environ if env is None else env
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
+
+    senders: dict[str, Sender] = {}
+    webhooks: dict[str, Any] = {}
+    pollers: list[MastodonPoller] = []
+    if config.sources.generic is not None:
+        generic = config.sources.generic
+        secret = _secret(env, generic.secret_env, "sources.generic.secret_env")
+        senders["generic"] = GenericSender(http=http, secret=secret, max_length=generic.max_length)
+    mastodon_client = None
+    if config.sources.mastodon is not None:
+        mastodon = config.sources.mastodon
+        token = _secret(env, mastodon.token_env, "sources.mastodon.token_env")
+        mastodon_client = MastodonClient(http=http, base_url=mastodon.base_url, token=token)
+        senders["mastodon"] = MastodonSender(client=mastodon_client, max_length=mastodon.max_length)
+
+    scheduler = followups.FollowupScheduler(engine=engine)
+    services = Services(engine=engine, config=config, senders=senders, scheduler=scheduler)
+    if config.sources.generic is not None:
+        webhooks["generic"] = generic_webhook(secret=senders["generic"]._secret,  # type: ignore[attr-defined]
+                                              ingest=services.ingest)
+    if mastodon_client is not None and config.sources.mastodon is not None:
+        pollers.append(MastodonPoller(client=mastodon_client, ingest=services.ingest, load_cursor=services.cursor,
+                                      every=config.sources.mastodon.poll_every))
+
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
+                            AsyncWebClient.BASE_URL, retry_handlers=[])
+    bolt = AsyncApp(signing_secret=settings.slack_signing_secret or "",
+                    client=client, process_before_response=False)
+    SlackDesk(app=bolt, services=services)
+    delivery = SlackDelivery(client=client, services=services, config=config, pace=slack_pace)
+    outbox = Outbox(engine=engine, handlers={**delivery.handlers(),
+                                             Effect.SEND: SendHandler(engine=engine, senders=senders)})
+    slack_handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await slack_handler.handle(request)
+
+    runtime_box: list[Runtime] = []
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await runtime_box[0].start()
+        try:
+            yield
+        finally:
+            await runtime_box[0].stop()
+
+    use_http = not settings.slack_app_token
+    web = build_web(engine=engine, slack=slack_events if use_http else None, webhooks=webhooks, lifespan=lifespan)
+    runtime = Runtime(engine=engine, config=config, services=services, outbox=outbox, scheduler=scheduler,
+                      bolt=bolt, web=web, http=http, pollers=pollers)
+    runtime_box.append(runtime)
+    return runtime
+
+
+async def _serve(settings: Settings, runtime: Runtime) -> None:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(runtime.web, host=settings.host, port=settings.port,
+                                           log_level="info", access_log=False, lifespan="on"))
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        socket = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token)
+        await socket.connect_async()  # type: ignore[no-untyped-call]
+        log.info("Slack Socket Mode connected")
+        try:
+            await server.serve()
+        finally:
+            await socket.close_async()  # type: ignore[no-untyped-call]
+    else:
+        await server.serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        config = load_config(settings.config_path)
+        runtime = build(settings, config)
+    except ConfigError as error:
+        print(f"socialops: configuration problem: {error}", file=sys.stderr)
+        return 2
+    mode = "Socket Mode" if settings.slack_app_token else f"HTTP mode on port {settings.port} (POST /slack/events)"
+    log.info("SocialOps starting: Slack %s, database %s", mode, runtime.engine.url.render_as_string())
+    asyncio.run(_serve(settings, runtime))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

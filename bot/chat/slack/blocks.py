@@ -1,0 +1,300 @@
+"""Block Kit for cases, modals, prompts and stats, rendered from the neutral views.
+
+Action and callback ids are constants: renaming code must never break buttons on cards already posted.
+All customer text goes through `mrkdwn.escape` and is cut to Block Kit's limits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.chat.slack.mrkdwn import cut, escape, escape_plain, link, quote
+from bot.core.view import CaseView, StatsView
+
+Block = dict[str, Any]
+
+CLAIM = "case.claim"
+RELEASE = "case.release"
+REPLY = "case.reply"
+ESCALATE = "case.escalate"
+RESOLVE = "case.resolve"
+REOPEN = "case.reopen"
+TAKE_OVER = "case.take_over"
+RETRY = "reply.retry"
+CHECKIN_SEND = "followup.send"
+CHECKIN_SKIP = "followup.skip"
+SAVED_REPLY = "reply.saved"
+REPLY_MODAL = "modal.reply"
+ESCALATE_MODAL = "modal.escalate"
+RESOLVE_MODAL = "modal.resolve"
+REPLY_INPUT = "reply_text"
+REASON_INPUT = "reason"
+NOTE_INPUT = "note"
+
+SECTION_LIMIT = 3000
+PLATFORM_NAMES = {"mastodon": "Mastodon", "generic": "Webhook", "x": "X", "facebook": "Facebook",
+                  "instagram": "Instagram", "bluesky": "Bluesky", "google": "Google reviews"}
+KIND_NAMES = {"mention": "mention", "dm": "DM", "comment": "comment", "review": "review", "tag": "tag"}
+STATUS_NAMES = {"open": ":large_blue_circle: Open", "claimed": ":large_yellow_circle: Claimed",
+                "resolved": ":white_check_mark: Resolved"}
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def platform_name(platform: str) -> str:
+    return PLATFORM_NAMES.get(platform, platform.capitalize())
+
+
+def mention(user_id: str | None, fallback: str | None = None) -> str:
+    if user_id and _SLACK_ID.match(user_id):
+        return f"<@{user_id}>"
+    return escape(fallback or user_id or "nobody")
+
+
+def ping(target: str) -> str:
+    if target.startswith("S"):
+        return f"<!subteam^{target}>"
+    return f"<@{target}>"
+
+
+def date(moment: datetime) -> str:
+    stamp = int(moment.replace(tzinfo=UTC).timestamp())
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def plain(text: str, limit: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": cut(escape_plain(text), limit), "emoji": True}
+
+
+def md(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}
+
+
+def button(label: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "button", "text": plain(label), "action_id": action_id, "value": value}
+    if style:
+        element["style"] = style
+    return element
+
+
+def customer_line(view: CaseView) -> str:
+    who = f"*{escape(view.customer_name)}*" if view.customer_name else "*Someone*"
+    details = []
+    if view.customer_handle:
+        details.append(escape(view.customer_handle))
+    if view.customer_followers is not None:
+        details.append(f"{view.customer_followers:,} followers")
+    return who + (f" ({' · '.join(details)})" if details else "")
+
+
+def message_text(text: str, url: str | None, budget: int) -> str:
+    """The customer's words as a quote, cut to `budget` with a link to the whole message."""
+    body = quote(escape(text))
+    if len(body) <= budget:
+        return body
+    more = " " + link(url, "Read the whole message") if url else ""
+    return cut(body, budget - len(more)) + more
+
+
+def card(view: CaseView) -> tuple[str, list[Block]]:
+    title = f"{platform_name(view.platform)} {KIND_NAMES.get(view.kind, view.kind)} · case #{view.id}"
+    if view.rating is not None:
+        title += f" · {'★' * max(0, min(5, view.rating))}{'☆' * max(0, 5 - view.rating)}"
+    badges = []
+    if view.escalated:
+        badges.append(":rotating_light: Escalated")
+    if view.reopened and view.status != "resolved":
+        badges.append(":leftwards_arrow_with_hook: Reopened")
+    head = f"*{title}*" + (f"  {'  '.join(badges)}" if badges else "")
+    blocks: list[Block] = [
+        {"type": "section", "block_id": "head", "text": md(head + "\n" + customer_line(view))},
+        {"type": "section", "block_id": "message", "text": md(message_text(view.text, view.url, SECTION_LIMIT))},
+    ]
+    owner = mention(view.owner, view.owner_name) if view.owner else "nobody"
+    status = STATUS_NAMES.get(view.status, view.status)
+    fields = [md(f"*Status*\n{status}"), md(f"*Owner*\n{owner}"), md(f"*Opened*\n{date(view.opened_at)}"),
+              md(f"*Messages*\n{view.messages}")]
+    blocks.append({"type": "section", "block_id": "state", "fields": fields})
+    notes: list[str] = []
+    if view.url:
+        notes.append(link(view.url, f"View on {platform_name(view.platform)}"))
+    if view.escalated and view.escalation_reason:
+        notes.append(f":rotating_light: Escalated by {escape(view.escalated_by or 'someone')}: "
+                     f"{cut(escape(view.escalation_reason), 500)}")
+    reply = view.last_reply
+    if reply is not None:
+        what = "Check-in" if reply.kind == "checkin" else "Reply"
+        by = f" by {escape(reply.author_name)}" if reply.author_name else ""
+        if reply.status == "queued":
+            notes.append(f":hourglass_flowing_sand: {what}{by} sending…")
+        elif reply.status == "sent":
+            notes.append(f":white_check_mark: {what}{by} sent" + (f" · {link(reply.url, 'view')}" if reply.url else ""))
+        else:
+            notes.append(f":x: {what}{by} failed: {cut(escape(reply.error or 'unknown error'), 500)}")
+    if view.status == "resolved" and view.resolution_note:
+        notes.append(f":memo: {cut(escape(view.resolution_note), 500)}")
+    if notes:
+        blocks.append({"type": "context", "block_id": "notes", "elements": [md(n) for n in notes[:10]]})
+    buttons = _buttons(view)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "actions", "elements": buttons})
+    fallback = f"{title}: {escape_plain(view.customer_name or view.customer_handle)} ({view.status})"
+    return fallback, blocks
+
+
+def _buttons(view: CaseView) -> list[dict[str, Any]]:
+    value = str(view.id)
+    available = {
+        "claim": button("Claim", CLAIM, value, "primary"),
+        "release": button("Release", RELEASE, value),
+        "reply": button("Reply", REPLY, value),
+        "escalate": button("Escalate", ESCALATE, value, "danger"),
+        "resolve": button("Resolve", RESOLVE, value),
+        "reopen": button("Reopen", REOPEN, value),
+    }
+    buttons = [available[name] for name in view.actions if name in available]
+    if "retry" in view.actions and view.last_reply is not None:
+        buttons.append(button("Retry", RETRY, str(view.last_reply.id), "primary"))
+    return buttons
+
+
+def thread_line(text: str, quoted: str | None = None, url: str | None = None) -> str:
+    line = escape(text)
+    if url:
+        line += " " + link(url, url if len(url) < 60 else "link")
+    if quoted:
+        line += "\n" + cut(quote(escape(quoted)), SECTION_LIMIT - len(line) - 1)
+    return line
+
+
+def thread_blocks(text: str) -> list[Block]:
+    return [{"type": "section", "text": md(text)}]
+
+
+def owned_by_other(case_id: int, owner: str, owner_name: str | None) -> tuple[str, list[Block]]:
+    text = f"Case #{case_id} is already claimed by {mention(owner, owner_name)}."
+    return text, [
+        {"type": "section", "text": md(text + " Take it over? They will be told.")},
+        {"type": "actions", "elements": [button("Take over", TAKE_OVER, str(case_id), "danger")]},
+    ]
+
+
+def _modal(callback_id: str, title: str, submit: str, case_id: int, blocks: list[Block]) -> dict[str, Any]:
+    return {
+        "type": "modal", "callback_id": callback_id, "title": plain(title, 24), "submit": plain(submit, 24),
+        "close": plain("Cancel", 24), "private_metadata": json.dumps({"case": case_id}), "blocks": blocks,
+    }
+
+
+def reply_modal(view: CaseView, *, greeting: str, saved: list[tuple[str, str]], max_length: int,
+                prefix: str, version: int = 0) -> dict[str, Any]:
+    blocks: list[Block] = [
+        {"type": "section", "text": md(customer_line(view) + "\n" + message_text(view.text, view.url, 1500))},
+    ]
+    if saved:
+        options = [{"text": plain(title), "value": str(i)} for i, (title, _) in enumerate(saved[:100])]
+        blocks.append({"type": "actions", "block_id": "saved", "elements": [{
+            "type": "static_select", "action_id": SAVED_REPLY, "placeholder": plain("Use a saved reply"),
+            "options": options,
+        }]})
+    hint = f"Up to {max_length} characters."
+    if prefix.strip():
+        hint = f"Sent as a reply starting with {prefix.strip()} · " + hint
+    blocks.append({
+        "type": "input", "block_id": f"{REPLY_INPUT}.{version}", "label": plain("Your reply"),
+        "hint": plain(hint, 150),
+        "element": {"type": "plain_text_input", "action_id": REPLY_INPUT, "multiline": True,
+                    "initial_value": greeting[:max_length], "max_length": max_length},
+    })
+    title = f"Reply on {platform_name(view.platform)}"
+    return _modal(REPLY_MODAL, title if len(title) <= 24 else "Reply", "Send", view.id, blocks)
+
+
+def escalate_modal(view: CaseView) -> dict[str, Any]:
+    return _modal(ESCALATE_MODAL, "Escalate", "Escalate", view.id, [
+        {"type": "section", "text": md(f"Case #{view.id} · {customer_line(view)}")},
+        {"type": "input", "block_id": REASON_INPUT, "label": plain("Why does this need escalating?"),
+         "element": {"type": "plain_text_input", "action_id": REASON_INPUT, "multiline": True,
+                     "max_length": 1000}},
+    ])
+
+
+def resolve_modal(view: CaseView) -> dict[str, Any]:
+    return _modal(RESOLVE_MODAL, "Resolve", "Resolve", view.id, [
+        {"type": "section", "text": md(f"Case #{view.id} · {customer_line(view)}")},
+        {"type": "input", "block_id": NOTE_INPUT, "optional": True, "label": plain("Note (optional)"),
+         "element": {"type": "plain_text_input", "action_id": NOTE_INPUT, "multiline": True,
+                     "max_length": 1000}},
+    ])
+
+
+def prompt(followup_id: int, status: str, text: str, customer: str, acted_by: str | None) -> tuple[str, list[Block]]:
+    body = f"*Check-in due* for {escape(customer)}:\n{quote(escape(text))}"
+    blocks: list[Block] = [{"type": "section", "text": md(body)}]
+    if status == "prompted":
+        value = str(followup_id)
+        blocks.append({"type": "actions", "elements": [
+            button("Send check-in", CHECKIN_SEND, value, "primary"), button("Skip", CHECKIN_SKIP, value)]})
+        fallback = f"Check-in due for {escape_plain(customer)}"
+    else:
+        outcome = {"sent": f":white_check_mark: Check-in sent by {escape(acted_by or 'someone')}.",
+                   "skipped": f":fast_forward: Skipped by {escape(acted_by or 'someone')}.",
+                   "cancelled": ":no_entry_sign: Not needed any more: the case was reopened."}
+        line = outcome.get(status, status)
+        blocks.append({"type": "context", "elements": [md(line)]})
+        fallback = f"Check-in {status}"
+    return fallback, blocks
+
+
+def escalation(
+    view: CaseView, *, reason: str, by: str, oncall: str | None, permalink: str | None
+) -> tuple[str, list[Block]]:
+    who = ping(oncall) + " " if oncall else ""
+    text = (f"{who}:rotating_light: *Case #{view.id} escalated* by {escape(by)}: "
+            f"{platform_name(view.platform)} {KIND_NAMES.get(view.kind, view.kind)} from {customer_line(view)}")
+    body = text + "\n" + cut(quote(escape(reason)), 1500)
+    if permalink:
+        body += "\n" + link(permalink, "Open the case")
+    return f"Case #{view.id} escalated by {escape_plain(by)}", [{"type": "section", "text": md(body)}]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def stats(view: StatsView) -> tuple[str, list[Block]]:
+    label = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}.get(view.period, view.period)
+    rate = "–" if view.response_rate is None else f"{view.response_rate:.0%}"
+    summary = (f"*{label}*: {view.new} new · {view.resolved} resolved · {view.escalated} escalated\n"
+               f"Now: {view.open_now} open · {view.claimed_now} claimed")
+    fields = [
+        md(f"*First response (median)*\n{_duration(view.first_response_median_s)}"),
+        md(f"*First response (p90)*\n{_duration(view.first_response_p90_s)}"),
+        md(f"*Resolution (median)*\n{_duration(view.resolution_median_s)}"),
+        md(f"*Response rate*\n{rate}"),
+    ]
+    blocks: list[Block] = [
+        {"type": "header", "text": plain(f"SocialOps stats · {label}", 150)},
+        {"type": "section", "text": md(summary)},
+        {"type": "section", "fields": fields},
+    ]
+    if view.by_platform_kind:
+        lines = [f"{platform_name(p)} {KIND_NAMES.get(k, k)}: {n}" for p, k, n in view.by_platform_kind[:30]]
+        blocks.append({"type": "section", "text": md("*New by platform and kind*\n" + "\n".join(lines))})
+    if view.per_person:
+        lines = [f"{mention(uid, name)}: {claims} claimed · {replies} replies · {resolves} resolved"
+                 for uid, name, claims, replies, resolves in view.per_person[:20]]
+        blocks.append({"type": "section", "text": md("*People*\n" + "\n".join(lines))})
+    fallback = f"SocialOps stats ({label}): {view.new} new, {view.resolved} resolved"
+    return fallback, blocks

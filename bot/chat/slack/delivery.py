@@ -1,0 +1,241 @@
+"""Slack side of the outbox: posts and updates cards, thread lines, prompts, pings.
+
+Exactly once: every chat.postMessage carries message metadata naming its outbox row. When a row is
+tried again (a retry, or a crash before the answer was stored), the bot first looks for a message
+with that key in the channel or thread and, if Slack already has it, records that one instead of
+posting a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import Session, col, select
+
+from bot.chat.slack import blocks as render
+from bot.chat.slack.mrkdwn import escape
+from bot.config import Config
+from bot.core.errors import SendError
+from bot.services.api import Services, save_chat_ref
+from bot.services.outbox import Finish, Handler
+from bot.services.records import Effect
+from storage.tables import FollowupRow, OutboxRow
+
+log = logging.getLogger("socialops.slack")
+
+DESK = "slack"
+METADATA_TYPE = "socialops_outbox"
+PERMANENT = {
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "account_inactive", "token_revoked",
+    "missing_scope", "invalid_blocks", "msg_too_long", "no_permission", "not_authed", "user_not_in_channel",
+    "invalid_arguments", "restricted_action", "cant_update_message", "edit_window_closed",
+}
+
+
+def to_send_error(error: SlackApiError) -> SendError:
+    status = error.response.status_code
+    code = str(error.response.get("error") or f"HTTP {status}")
+    if status == 429 or code == "ratelimited":
+        retry_after = float(error.response.headers.get("Retry-After", error.response.headers.get("retry-after", 1)))
+        return SendError(f"Slack rate limit ({code})", permanent=False, retry_after=retry_after)
+    return SendError(f"Slack: {code}", permanent=code in PERMANENT)
+
+
+class Pacer:
+    """About one message per second per channel, Slack's documented posting pace."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._next: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def wait(self, channel: str) -> None:
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            now = time.monotonic()
+            ready = self._next.get(channel, now)
+            if ready > now:
+                await asyncio.sleep(ready - now)
+            self._next[channel] = max(now, ready) + self._interval
+
+
+class SlackDelivery:
+    def __init__(self, *, client: AsyncWebClient, services: Services, config: Config, pace: float = 1.0) -> None:
+        self._client = client
+        self._services = services
+        self._config = config
+        self._pacer = Pacer(pace)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
+                Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt}
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        try:
+            return await method(**kwargs)
+        except SlackApiError as error:
+            raise to_send_error(error) from None
+
+    async def _post(self, row: OutboxRow, *, channel: str, text: str, blocks: list[dict[str, Any]],
+                    thread_ts: str | None = None) -> str:
+        """Post once per outbox row; returns the message ts."""
+        key = f"outbox-{row.id}"
+        if row.attempts > 1:
+            found = await self._find(channel=channel, key=key, thread_ts=thread_ts,
+                                     since=row.created_at.replace(tzinfo=UTC).timestamp() - 60)
+            if found:
+                log.info("outbox row %s was already posted as %s; not posting again", row.id, found)
+                return found
+        await self._pacer.wait(channel)
+        kwargs: dict[str, Any] = {}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        response = await self._call(
+            self._client.chat_postMessage, channel=channel, text=text, blocks=blocks, unfurl_links=False,
+            unfurl_media=False, metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key}}, **kwargs)
+        return str(response["ts"])
+
+    async def _find(self, *, channel: str, key: str, thread_ts: str | None, since: float) -> str | None:
+        cursor: str | None = None
+        for _ in range(10):
+            if thread_ts:
+                response = await self._call(self._client.conversations_replies, channel=channel, ts=thread_ts,
+                                            include_all_metadata=True, limit=200, cursor=cursor)
+            else:
+                response = await self._call(self._client.conversations_history, channel=channel,
+                                            oldest=f"{since:.6f}", include_all_metadata=True, limit=200,
+                                            cursor=cursor)
+            for message in response.get("messages", []):
+                meta = message.get("metadata") or {}
+                if meta.get("event_type") == METADATA_TYPE and (meta.get("event_payload") or {}).get("key") == key:
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    async def _card_ref(self, case_id: int) -> tuple[str, str] | None:
+        ref = await self._services.chat_ref(desk=DESK, purpose="card", key=str(case_id))
+        return (ref.conversation, ref.message_id) if ref else None
+
+    async def card(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        case_id = row.case_id
+        covered = await self._services.read(lambda s: _pending_card_rows(s, case_id))
+        view = await self._services.view(case_id)
+        text, blocks = render.card(view)
+        ref = await self._card_ref(case_id)
+        if ref is not None:
+            try:
+                await self._call(self._client.chat_update, channel=ref[0], ts=ref[1], text=text, blocks=blocks)
+                return _mark_done(covered)
+            except SendError as error:
+                if "message_not_found" not in error.message:
+                    raise
+                log.warning("card of case %s was deleted in Slack; posting it again", case_id)
+        ts = await self._post(row, channel=view.channel, text=text, blocks=blocks)
+        channel = view.channel
+
+        def finish(session: Session) -> None:
+            save_chat_ref(session, case_id=case_id, desk=DESK, purpose="card", key=str(case_id),
+                          conversation=channel, message_id=ts, replace=ref is not None)
+            _mark_done(covered)(session)
+
+        return finish
+
+    async def _require_card(self, case_id: int) -> tuple[str, str]:
+        ref = await self._card_ref(case_id)
+        if ref is None:
+            raise SendError(f"the card of case {case_id} is not posted yet", permanent=False, retry_after=2)
+        return ref
+
+    async def thread(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        channel, ts = await self._require_card(row.case_id)
+        line = render.thread_line(str(row.payload.get("text", "")), row.payload.get("quote"), row.payload.get("url"))
+        await self._post(row, channel=channel, text=line, blocks=render.thread_blocks(line), thread_ts=ts)
+        return None
+
+    async def ephemeral(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        view = await self._services.view(row.case_id)
+        text = escape(str(row.payload.get("text", "")))
+        await self._call(self._client.chat_postEphemeral, channel=view.channel, user=str(row.payload["user"]),
+                         text=text)
+        return None
+
+    async def escalation(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        view = await self._services.view(row.case_id)
+        ref = await self._card_ref(row.case_id)
+        permalink = None
+        if ref is not None:
+            try:
+                response = await self._call(self._client.chat_getPermalink, channel=ref[0], message_ts=ref[1])
+                permalink = response.get("permalink")
+            except SendError:
+                permalink = None
+        text, blocks = render.escalation(view, reason=str(row.payload.get("reason", "")),
+                                         by=str(row.payload.get("by", "someone")),
+                                         oncall=self._config.slack.oncall, permalink=permalink)
+        await self._post(row, channel=self._config.slack.escalation_channel, text=text, blocks=blocks)
+        return None
+
+    async def prompt(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        followup_id = int(row.payload["followup_id"])
+        followup = await self._services.followup(followup_id)
+        if followup is None:
+            return None
+        view = await self._services.view(row.case_id)
+        text, blocks = render.prompt(followup_id, followup.status,
+                                     _personal(followup, view.customer_name, view.customer_handle),
+                                     view.customer_name or view.customer_handle, followup.acted_by)
+        key = f"followup:{followup_id}"
+        ref = await self._services.chat_ref(desk=DESK, purpose="prompt", key=key)
+        if ref is not None:
+            await self._call(self._client.chat_update, channel=ref.conversation, ts=ref.message_id, text=text,
+                             blocks=blocks)
+            return None
+        if followup.status != "prompted":
+            return None  # never shown, nothing to update
+        channel, thread_ts = await self._require_card(row.case_id)
+        ts = await self._post(row, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts)
+        case_id = row.case_id
+
+        def finish(session: Session) -> None:
+            save_chat_ref(session, case_id=case_id, desk=DESK, purpose="prompt", key=key, conversation=channel,
+                          message_id=ts)
+
+        return finish
+
+
+def _personal(followup: FollowupRow, name: str, handle: str) -> str:
+    from bot.services.followups import personalise
+
+    return personalise(followup.text, name=name, handle=handle)
+
+
+def _pending_card_rows(session: Session, case_id: int) -> list[int]:
+    """Card rows written before the view is read: one update covers them all."""
+    return list(session.exec(select(OutboxRow.id).where(
+        OutboxRow.case_id == case_id, OutboxRow.effect == Effect.CARD, col(OutboxRow.done).is_(False),
+    )).all())  # type: ignore[arg-type]
+
+
+def _mark_done(ids: list[int]) -> Finish:
+    def finish(session: Session) -> None:
+        for outbox_id in ids:
+            stored = session.get(OutboxRow, outbox_id)
+            if stored is not None and not stored.done:
+                stored.done = True
+                session.add(stored)
+
+    return finish

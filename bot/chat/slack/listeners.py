@@ -1,0 +1,256 @@
+"""Bolt listeners: turn clicks, modal submissions and `/social` into service calls.
+
+Every listener acknowledges first (Slack wants an answer within 3 seconds); refusals reach only the
+person who clicked, as an ephemeral message, and change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.chat.slack import blocks as render
+from bot.chat.slack.mrkdwn import escape
+from bot.core.errors import ActionError, InvalidInput
+from bot.core.model import first_name_of
+from bot.services.api import Services
+from bot.services.cases import Actor, OwnedByOther
+from bot.services.followups import personalise
+from bot.services.stats import PERIODS
+
+log = logging.getLogger("socialops.slack")
+
+Body = dict[str, Any]
+
+
+def actor_of(body: Body) -> Actor:
+    user = body.get("user") or {}
+    user_id = str(user.get("id") or body.get("user_id") or "")
+    name = str(user.get("name") or user.get("username") or body.get("user_name") or user_id)
+    return Actor(id=user_id, name=name, desk="slack")
+
+
+def _channel_of(body: Body) -> str | None:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    return str(channel) if channel else None
+
+
+def _action_value(body: Body) -> int | None:
+    try:
+        return int(str(body["actions"][0]["value"]))
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
+
+
+def _case_of_view(body: Body) -> int | None:
+    try:
+        return int(json.loads(body["view"]["private_metadata"])["case"])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _input(body: Body, block_prefix: str, action_id: str) -> str:
+    values = body.get("view", {}).get("state", {}).get("values", {})
+    for block_id, actions in values.items():
+        if block_id == block_prefix or block_id.startswith(block_prefix + "."):
+            value = (actions.get(action_id) or {}).get("value")
+            return str(value or "")
+    return ""
+
+
+def _input_block(body: Body, block_prefix: str) -> str:
+    values = body.get("view", {}).get("state", {}).get("values", {})
+    for block_id in values:
+        if block_id == block_prefix or block_id.startswith(block_prefix + "."):
+            return str(block_id)
+    return block_prefix
+
+
+class SlackDesk:
+    """Registers the listeners on a Bolt app; holds nothing but its collaborators."""
+
+    def __init__(self, *, app: AsyncApp, services: Services) -> None:
+        self._services = services
+        self._register(app)
+
+    def _register(self, app: AsyncApp) -> None:
+        app.action(render.CLAIM)(self._claim)
+        app.action(render.TAKE_OVER)(self._take_over)
+        app.action(render.RELEASE)(self._simple("release"))
+        app.action(render.REOPEN)(self._simple("reopen"))
+        app.action(render.RETRY)(self._simple("retry"))
+        app.action(render.CHECKIN_SEND)(self._simple("send_checkin"))
+        app.action(render.CHECKIN_SKIP)(self._simple("skip_checkin"))
+        app.action(render.REPLY)(self._open_reply)
+        app.action(render.ESCALATE)(self._open_modal(render.escalate_modal))
+        app.action(render.RESOLVE)(self._open_modal(render.resolve_modal))
+        app.action(render.SAVED_REPLY)(self._saved_reply)
+        app.view(render.REPLY_MODAL)(self._submit_reply)
+        app.view(render.ESCALATE_MODAL)(self._submit_escalation)
+        app.view(render.RESOLVE_MODAL)(self._submit_resolve)
+        app.command("/social")(self._command)
+
+    async def _tell(self, client: AsyncWebClient, body: Body, text: str, blocks: list[dict[str, Any]] | None = None,
+                    ) -> None:
+        channel = _channel_of(body)
+        user = actor_of(body).id
+        if channel:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+        else:
+            await client.chat_postMessage(channel=user, text=text, blocks=blocks)
+
+    async def _guard(self, client: AsyncWebClient, body: Body, case_id: int | None) -> int | None:
+        if case_id is None:
+            await self._tell(client, body, "That button does not belong to a case I know. Nothing was changed.")
+        return case_id
+
+    async def _claim(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+        await ack()
+        case_id = await self._guard(client, body, _action_value(body))
+        if case_id is None:
+            return
+        try:
+            await self._services.claim(case_id, actor_of(body))
+        except OwnedByOther as owned:
+            text, blocks = render.owned_by_other(owned.case_id, owned.owner, owned.owner_name)
+            await self._tell(client, body, text, blocks)
+        except ActionError as error:
+            await self._tell(client, body, escape(error.message))
+
+    async def _take_over(self, ack: AsyncAck, body: Body, client: AsyncWebClient, respond: Any) -> None:
+        await ack()
+        case_id = await self._guard(client, body, _action_value(body))
+        if case_id is None:
+            return
+        try:
+            await self._services.take_over(case_id, actor_of(body))
+        except ActionError as error:
+            await self._tell(client, body, escape(error.message))
+
+    def _simple(self, name: str) -> Any:
+        async def listener(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+            await ack()
+            target = await self._guard(client, body, _action_value(body))
+            if target is None:
+                return
+            try:
+                await getattr(self._services, name)(target, actor_of(body))
+            except OwnedByOther as owned:
+                text, blocks = render.owned_by_other(owned.case_id, owned.owner, owned.owner_name)
+                await self._tell(client, body, text, blocks)
+            except ActionError as error:
+                await self._tell(client, body, escape(error.message))
+
+        listener.__name__ = f"slack_{name}"
+        return listener
+
+    async def _open_reply(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+        await ack()
+        case_id = await self._guard(client, body, _action_value(body))
+        if case_id is None:
+            return
+        try:
+            view, modal = await self._reply_modal(case_id)
+        except ActionError as error:
+            await self._tell(client, body, escape(error.message))
+            return
+        actor = actor_of(body)
+        if view.owner and view.owner != actor.id:
+            text, blocks = render.owned_by_other(view.id, view.owner, view.owner_name)
+            await self._tell(client, body, text, blocks)
+            return
+        await client.views_open(trigger_id=body["trigger_id"], view=modal)
+
+    async def _reply_modal(self, case_id: int, saved_index: int | None = None, version: int = 0,
+                           ) -> tuple[Any, dict[str, Any]]:
+        view, max_length, prefix = await self._services.reply_context(case_id)
+        budget = max(1, min(3000, max_length - len(prefix)))
+        saved = [(s.title, personalise(s.text, name=view.customer_name, handle=view.customer_handle))
+                 for s in self._services.config.saved_replies]
+        greeting = f"Hi {first_name_of(view.customer_name, view.customer_handle)}, "
+        if saved_index is not None and 0 <= saved_index < len(saved):
+            greeting = saved[saved_index][1]
+        modal = render.reply_modal(view, greeting=greeting, saved=saved, max_length=budget, prefix=prefix,
+                                   version=version)
+        return view, modal
+
+    async def _saved_reply(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+        await ack()
+        case_id = _case_of_view(body)
+        if case_id is None:
+            return
+        try:
+            index = int(body["actions"][0]["selected_option"]["value"])
+        except (KeyError, IndexError, ValueError, TypeError):
+            return
+        current = _input_block(body, render.REPLY_INPUT).rpartition(".")[2]
+        version = (int(current) if current.isdigit() else 0) + 1  # a new block id makes Slack show the new text
+        _, modal = await self._reply_modal(case_id, saved_index=index, version=version)
+        await client.views_update(view_id=body["view"]["id"], hash=body["view"].get("hash"), view=modal)
+
+    def _open_modal(self, build: Any) -> Any:
+        async def listener(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+            await ack()
+            case_id = await self._guard(client, body, _action_value(body))
+            if case_id is None:
+                return
+            try:
+                view = await self._services.view(case_id)
+            except ActionError as error:
+                await self._tell(client, body, escape(error.message))
+                return
+            if view.status == "resolved":
+                await self._tell(client, body, f"Case #{view.id} is resolved; reopen it first.")
+                return
+            await client.views_open(trigger_id=body["trigger_id"], view=build(view))
+
+        listener.__name__ = f"slack_open_{build.__name__}"
+        return listener
+
+    async def _submit(self, ack: AsyncAck, body: Body, block: str, work: Any) -> None:
+        """Validate and act before acknowledging, so a refusal shows in the modal itself."""
+        case_id = _case_of_view(body)
+        if case_id is None:
+            await ack(response_action="errors", errors={block: "This form does not belong to a known case."})
+            return
+        try:
+            await work(case_id)
+        except (ActionError, InvalidInput) as error:
+            message = error.message if isinstance(error, ActionError) else str(error)
+            await ack(response_action="errors", errors={block: message[:150]})
+            return
+        await ack()
+
+    async def _submit_reply(self, ack: AsyncAck, body: Body) -> None:
+        text = _input(body, render.REPLY_INPUT, render.REPLY_INPUT)
+        block = _input_block(body, render.REPLY_INPUT)
+        await self._submit(ack, body, block, lambda case_id: self._services.reply(case_id, actor_of(body), text))
+
+    async def _submit_escalation(self, ack: AsyncAck, body: Body) -> None:
+        reason = _input(body, render.REASON_INPUT, render.REASON_INPUT)
+        await self._submit(ack, body, render.REASON_INPUT,
+                           lambda case_id: self._services.escalate(case_id, actor_of(body), reason))
+
+    async def _submit_resolve(self, ack: AsyncAck, body: Body) -> None:
+        note = _input(body, render.NOTE_INPUT, render.NOTE_INPUT)
+        await self._submit(ack, body, render.NOTE_INPUT,
+                           lambda case_id: self._services.resolve(case_id, actor_of(body), note))
+
+    async def _command(self, ack: AsyncAck, body: Body) -> None:
+        words = str(body.get("text") or "").split()
+        if not words or words[0] == "help":
+            await ack(text="Usage: `/social stats [today|7d|30d]`")
+            return
+        if words[0] != "stats":
+            await ack(text=f"Unknown command `{escape(words[0])}`. Try `/social stats [today|7d|30d]`.")
+            return
+        period = words[1] if len(words) > 1 else "today"
+        if period not in PERIODS:
+            await ack(text=f"Unknown period `{escape(period)}`: use today, 7d or 30d.")
+            return
+        text, blocks = render.stats(await self._services.stats(period))
+        await ack(text=text, blocks=blocks, response_type="ephemeral")

@@ -1,0 +1,226 @@
+"""Team policy from one YAML file (`SOCIALOPS_CONFIG`) and deployment settings from the environment.
+
+Every error names the key and the problem, so an admin can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+def parse_duration(value: object) -> float:
+    """'30s', '5m', '2h', '1d' → seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError("must be positive")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a duration such as 30s, 5m, 2h or 1d")
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 5m, 2h or 1d")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SLACK_PING = re.compile(r"^[US][A-Z0-9]{2,}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlackConfig(_Strict):
+    channel: str
+    escalation_channel: str
+    oncall: str | None = None
+
+    @field_validator("channel", "escalation_channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if not SLACK_CHANNEL.match(value):
+            raise ValueError(f"{value!r} is not a Slack channel id (C…, G… or D…)")
+        return value
+
+    @field_validator("oncall")
+    @classmethod
+    def _oncall(cls, value: str | None) -> str | None:
+        if value is not None and not SLACK_PING.match(value):
+            raise ValueError(f"{value!r} is not a Slack user id (U…) or user group id (S…)")
+        return value
+
+
+class RouteWhen(_Strict):
+    platform: str | None = None
+    kind: str | None = None
+
+
+class Route(_Strict):
+    when: RouteWhen
+    channel: str
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        return SlackConfig._channel(value)
+
+
+class GenericSource(_Strict):
+    secret_env: str = "GENERIC_WEBHOOK_SECRET"
+    max_length: int = Field(default=2000, ge=1, le=3000)
+
+
+class MastodonSource(_Strict):
+    base_url: str
+    token_env: str = "MASTODON_TOKEN"
+    poll_every: Duration = 30.0
+    max_length: int = Field(default=500, ge=1, le=3000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class Sources(_Strict):
+    generic: GenericSource | None = None
+    mastodon: MastodonSource | None = None
+
+
+class Followup(_Strict):
+    after: Duration
+    text: str = Field(min_length=1)
+
+
+class SavedReply(_Strict):
+    title: str = Field(min_length=1, max_length=75)
+    text: str = Field(min_length=1)
+
+
+class Config(_Strict):
+    slack: SlackConfig
+    routes: list[Route] = []
+    sources: Sources = Sources()
+    followups: list[Followup] = []
+    saved_replies: list[SavedReply] = []
+
+    def channel_for(self, *, platform: str, kind: str) -> str:
+        for route in self.routes:
+            if route.when.platform not in (None, platform):
+                continue
+            if route.when.kind not in (None, kind):
+                continue
+            return route.channel
+        return self.slack.channel
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = problem["msg"]
+        if problem["type"] == "missing":
+            message = "is required"
+        elif problem["type"] == "extra_forbidden":
+            message = "is not a known key"
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return "; ".join(lines)
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"SOCIALOPS_CONFIG: cannot read {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with at least a 'slack' key")
+    return config_from_mapping(data)
+
+
+class Settings(BaseModel):
+    """Deployment settings and secrets, from the environment only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    database_url: str = "sqlite:///socialops.db"
+    port: int = 3000
+    host: str = "0.0.0.0"
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str | None = None
+    config_path: str = "socialops.yml"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        problems: list[str] = []
+        port_text = env.get("PORT", "3000")
+        try:
+            port = int(port_text)
+            if not 0 < port < 65536:
+                raise ValueError
+        except ValueError:
+            problems.append(f"PORT: {port_text!r} is not a TCP port number")
+            port = 3000
+        token = env.get("SLACK_BOT_TOKEN") or None
+        secret = env.get("SLACK_SIGNING_SECRET") or None
+        app_token = env.get("SLACK_APP_TOKEN") or None
+        if not token:
+            problems.append("SLACK_BOT_TOKEN: set it to the app's Bot User OAuth Token (xoxb-…)")
+        elif not token.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN: expected a bot token starting with xoxb-")
+        if not secret and not app_token:
+            problems.append("SLACK_SIGNING_SECRET: set it to the app's Signing Secret (Basic Information)")
+        if app_token and not app_token.startswith("xapp-"):
+            problems.append("SLACK_APP_TOKEN: expected an app-level token starting with xapp-")
+        api_url = env.get("SLACK_API_URL") or None
+        if api_url and not api_url.startswith(("http://", "https://")):
+            problems.append("SLACK_API_URL: must start with http:// or https://")
+        if api_url and not api_url.endswith("/"):
+            api_url += "/"
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return cls(
+            database_url=env.get("DATABASE_URL") or "sqlite:///socialops.db",
+            port=port,
+            host=env.get("HOST") or "0.0.0.0",
+            slack_bot_token=token,
+            slack_signing_secret=secret,
+            slack_app_token=app_token,
+            slack_api_url=api_url,
+            config_path=env.get("SOCIALOPS_CONFIG") or "socialops.yml",
+        )

@@ -1,0 +1,165 @@
+"""The async face of the use cases that desks and sources call.
+
+Each call runs one transaction in a worker thread, then wakes the outbox worker and, after the
+commit, hands new follow-ups to the scheduler (never before: a job must not fire for rows that might
+roll back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.config import Config
+from bot.core.model import Item
+from bot.core.ports import Sender
+from bot.core.view import CaseView, StatsView
+from bot.services import cases, followups, stats
+from bot.services.cases import Actor
+from bot.services.ingest import Accepted, ingest, load_cursor
+from bot.services.records import load_case
+from storage.db import transaction
+from storage.tables import ChatRefRow, FollowupRow, ReplyRow
+
+T = TypeVar("T")
+
+
+class Services:
+    def __init__(self, *, engine: Engine, config: Config, senders: Mapping[str, Sender],
+                 notify: Callable[[], None] = lambda: None,
+                 scheduler: followups.FollowupScheduler | None = None) -> None:
+        self.engine = engine
+        self.config = config
+        self.senders = senders
+        self._notify = notify
+        self.scheduler = scheduler
+
+    def set_notify(self, notify: Callable[[], None]) -> None:
+        self._notify = notify
+
+    async def _run(self, use_case: Callable[[Session], T]) -> T:
+        def work() -> T:
+            with transaction(self.engine) as session:
+                return use_case(session)
+
+        result = await asyncio.to_thread(work)
+        self._notify()
+        return result
+
+    # inbound
+    async def ingest(self, items: list[Item], *, cursor: tuple[str, str] | None = None) -> list[Accepted]:
+        result = await asyncio.to_thread(ingest, self.engine, items, config=self.config, cursor=cursor)
+        if any(not r.duplicate for r in result):
+            self._notify()
+        return result
+
+    async def cursor(self, name: str) -> str | None:
+        return await asyncio.to_thread(load_cursor, self.engine, name)
+
+    # actions
+    async def claim(self, case_id: int, actor: Actor) -> None:
+        await self._run(lambda s: cases.claim(s, case_id, actor))
+
+    async def take_over(self, case_id: int, actor: Actor) -> None:
+        await self._run(lambda s: cases.take_over(s, case_id, actor))
+
+    async def release(self, case_id: int, actor: Actor) -> None:
+        await self._run(lambda s: cases.release(s, case_id, actor))
+
+    def sender_for(self, session: Session, case_id: int) -> Sender | None:
+        """The source that answers this case: named by the message (`via`), else the case's platform."""
+        case = load_case(session, case_id)
+        via = cases.reply_target(session, case_id).reply_to.get("via") or case.platform
+        return self.senders.get(str(via))
+
+    async def reply(self, case_id: int, actor: Actor, text: str) -> None:
+        def use_case(session: Session) -> None:
+            sender = self.sender_for(session, case_id)
+            limit = 3000
+            if sender:  # the platform counts what it shows, e.g. the @acct a Mastodon reply starts with
+                prefix = sender.compose(reply_to=dict(cases.reply_target(session, case_id).reply_to), text="")
+                limit = sender.max_length - len(prefix)
+            cases.reply(session, case_id, actor, text, max_length=limit)
+
+        await self._run(use_case)
+
+    async def retry(self, reply_id: int, actor: Actor) -> None:
+        await self._run(lambda s: cases.retry(s, reply_id, actor))
+
+    async def escalate(self, case_id: int, actor: Actor, reason: str) -> None:
+        await self._run(lambda s: cases.escalate(s, case_id, actor, reason))
+
+    async def resolve(self, case_id: int, actor: Actor, note: str) -> None:
+        rows = await self._run(lambda s: cases.resolve(s, case_id, actor, note, config=self.config))
+        if self.scheduler is not None and rows:
+            self.scheduler.schedule(rows)
+
+    async def reopen(self, case_id: int, actor: Actor) -> None:
+        await self._run(lambda s: cases.reopen(s, case_id, actor))
+
+    async def send_checkin(self, followup_id: int, actor: Actor) -> None:
+        await self._run(lambda s: followups.send_checkin(s, followup_id, actor))
+
+    async def skip_checkin(self, followup_id: int, actor: Actor) -> None:
+        await self._run(lambda s: followups.skip(s, followup_id, actor))
+
+    # reads for desks
+    async def view(self, case_id: int) -> CaseView:
+        return await self.read(lambda s: cases.case_view(s, case_id))
+
+    async def stats(self, period: str) -> StatsView:
+        return await asyncio.to_thread(stats.stats, self.engine, period)
+
+    async def read(self, query: Callable[[Session], T]) -> T:
+        def work() -> T:
+            with transaction(self.engine) as session:
+                return query(session)
+
+        return await asyncio.to_thread(work)
+
+    async def reply_context(self, case_id: int) -> tuple[CaseView, int, str]:
+        """The case, the platform's length limit and what the platform will show before the text."""
+
+        def query(session: Session) -> tuple[CaseView, int, str]:
+            view = cases.case_view(session, case_id)
+            sender = self.sender_for(session, case_id)
+            if sender is None:
+                return view, 3000, ""
+            reply_to = dict(cases.reply_target(session, case_id).reply_to)
+            return view, sender.max_length, sender.compose(reply_to=reply_to, text="")
+
+        return await self.read(query)
+
+    # chat references kept by desks
+    async def chat_ref(self, *, desk: str, purpose: str, key: str) -> ChatRefRow | None:
+        def query(session: Session) -> ChatRefRow | None:
+            return session.exec(select(ChatRefRow).where(
+                ChatRefRow.desk == desk, ChatRefRow.purpose == purpose, ChatRefRow.owner_key == key)).first()
+
+        return await self.read(query)
+
+    async def followup(self, followup_id: int) -> FollowupRow | None:
+        return await self.read(lambda s: s.get(FollowupRow, followup_id))
+
+    async def reply_row(self, reply_id: int) -> ReplyRow | None:
+        return await self.read(lambda s: s.get(ReplyRow, reply_id))
+
+    async def case_replies(self, case_id: int) -> list[ReplyRow]:
+        return await self.read(lambda s: list(s.exec(
+            select(ReplyRow).where(ReplyRow.case_id == case_id).order_by(col(ReplyRow.id)))))
+
+
+def save_chat_ref(session: Session, *, case_id: int, desk: str, purpose: str, key: str, conversation: str,
+                  message_id: str, replace: bool = False) -> None:
+    existing = session.exec(select(ChatRefRow).where(
+        ChatRefRow.desk == desk, ChatRefRow.purpose == purpose, ChatRefRow.owner_key == key)).first()
+    if existing is None:
+        session.add(ChatRefRow(case_id=case_id, desk=desk, purpose=purpose, owner_key=key,
+                               conversation=conversation, message_id=message_id))
+    elif replace:
+        existing.conversation, existing.message_id = conversation, message_id
+        session.add(existing)

@@ -1,0 +1,149 @@
+"""The outbox worker: delivers side effects written by use cases, with retries, backoff and pacing.
+
+Only the head of each case's queue is leased, so a case's effects go out in the order they were
+written and never concurrently (also across several copies on PostgreSQL, with SKIP LOCKED).
+A handler returns a `finish` function that runs in the same transaction that marks the row done:
+what the platform answered (a message ts, a status id) is stored atomically with "delivered".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, and_, col, exists, or_, select
+
+from bot.core.errors import SendError
+from storage.db import is_postgres, transaction
+from storage.tables import OutboxRow, utcnow
+
+log = logging.getLogger("socialops.outbox")
+
+Finish = Callable[[Session], None]
+Handler = Callable[[OutboxRow], Awaitable[Finish | None]]
+
+MAX_ATTEMPTS = 12
+LEASE = timedelta(minutes=5)
+
+
+def backoff(attempts: int) -> float:
+    return float(min(300.0, 2.0 ** min(attempts, 9)) * (0.75 + random.random() / 2))
+
+
+class Outbox:
+    def __init__(self, *, engine: Engine, handlers: dict[str, Handler], batch: int = 20,
+                 idle_poll: float = 1.0) -> None:
+        self._engine = engine
+        self._handlers = handlers
+        self._batch = batch
+        self._idle_poll = idle_poll
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                delivered = await self.deliver_once()
+            except Exception:
+                log.exception("outbox pass failed")
+                delivered = 0
+            if delivered == 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_poll)
+                except TimeoutError:
+                    pass
+
+    async def deliver_once(self) -> int:
+        rows = await asyncio.to_thread(self._lease)
+        if rows:
+            await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    def _lease(self) -> list[OutboxRow]:
+        now = utcnow()
+        earlier = aliased(OutboxRow)
+        is_head = ~exists().where(
+            col(earlier.case_id) == col(OutboxRow.case_id), col(earlier.done).is_(False),
+            col(earlier.id) < col(OutboxRow.id),
+        )
+        query = (
+            select(OutboxRow)
+            .where(
+                col(OutboxRow.done).is_(False),
+                col(OutboxRow.next_attempt_at) <= now,
+                or_(col(OutboxRow.locked_until).is_(None), col(OutboxRow.locked_until) < now),
+                or_(col(OutboxRow.case_id).is_(None), and_(is_head)),
+            )
+            .order_by(col(OutboxRow.id))
+            .limit(self._batch)
+        )
+        with transaction(self._engine) as session:
+            if is_postgres(self._engine):
+                query = query.with_for_update(skip_locked=True, of=OutboxRow)
+            rows = list(session.exec(query))
+            for row in rows:
+                row.locked_until = now + LEASE
+                row.attempts += 1
+                session.add(row)
+        return rows
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        handler = self._handlers.get(row.effect)
+        try:
+            if handler is None:
+                raise SendError(f"no handler for effect {row.effect!r}", permanent=True)
+            finish = await handler(row)
+        except SendError as error:
+            await asyncio.to_thread(self._failed, row, error.message, error.permanent, error.retry_after)
+            return
+        except Exception as error:
+            log.exception("outbox %s for case %s failed", row.effect, row.case_id)
+            await asyncio.to_thread(self._failed, row, f"{type(error).__name__}: {error}", False, None)
+            return
+        await asyncio.to_thread(self._done, row, finish)
+
+    def _done(self, row: OutboxRow, finish: Finish | None) -> None:
+        with transaction(self._engine) as session:
+            if finish is not None:
+                finish(session)
+            stored = session.get(OutboxRow, row.id)
+            if stored is not None:
+                stored.done, stored.done_at, stored.locked_until = True, utcnow(), None
+                session.add(stored)
+
+    def _failed(self, row: OutboxRow, message: str, permanent: bool, retry_after: float | None) -> None:
+        with transaction(self._engine) as session:
+            stored = session.get(OutboxRow, row.id)
+            if stored is None:
+                return
+            stored.last_error = message[:2000]
+            stored.locked_until = None
+            if permanent or stored.attempts >= MAX_ATTEMPTS:
+                stored.done, stored.dead, stored.done_at = True, True, utcnow()
+                log.error("outbox %s for case %s gave up after %d attempts: %s",
+                          row.effect, row.case_id, stored.attempts, message)
+            else:
+                delay = retry_after if retry_after is not None else backoff(stored.attempts)
+                stored.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                log.warning("outbox %s for case %s: retry in %.1fs: %s", row.effect, row.case_id, delay, message)
+            session.add(stored)
+
+
+def pending(engine: Engine) -> int:
+    from sqlmodel import func
+
+    with transaction(engine) as session:
+        return session.exec(select(func.count()).select_from(OutboxRow).where(col(OutboxRow.done).is_(False))).one()

@@ -1,0 +1,40 @@
+"""The one web app: Slack's endpoint, platform webhooks and health, on Starlette."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from storage.db import ping
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def build_web(*, engine: Engine, slack: Endpoint | None, webhooks: dict[str, Endpoint],
+              lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        import asyncio
+
+        if await asyncio.to_thread(ping, engine):
+            return PlainTextResponse("ok")
+        return PlainTextResponse("database unreachable", status_code=503)
+
+    routes = [Route("/healthz", healthz, methods=["GET"])]
+    if slack is not None:
+        routes.append(Route("/slack/events", slack, methods=["POST"]))
+    for name, endpoint in webhooks.items():
+        routes.append(Route(f"/webhooks/{name}", endpoint, methods=["GET", "POST"]))
+
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        return JSONResponse({"error": f"no such endpoint: {request.method} {request.url.path}"}, status_code=404)
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+
+
+__all__ = ["AsyncIterator", "build_web"]

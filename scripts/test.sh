@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: sets up everything it needs, then runs the suite on SQLite and PostgreSQL.
+# PostgreSQL: uses TEST_POSTGRES_URL if set, else starts a throwaway local cluster when PostgreSQL
+# is installed; without either, the PostgreSQL half is skipped (CI always runs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+pg_dir=""
+cleanup() { [ -n "$pg_dir" ] && bash scripts/postgres.sh stop "$pg_dir"; [ -n "$pg_dir" ] && rm -rf "$pg_dir"; }
+trap cleanup EXIT
+if [ -z "${TEST_POSTGRES_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  pg_dir=$(mktemp -d /tmp/socialops-pg.XXXXXX)
+  TEST_POSTGRES_URL=$(bash scripts/postgres.sh start "$pg_dir" "${TEST_POSTGRES_PORT:-54329}")
+  export TEST_POSTGRES_URL
+fi
+.venv/bin/python -m pytest "$@"

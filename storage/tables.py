@@ -1,0 +1,177 @@
+"""SQLModel tables. Timestamps are timezone-aware UTC.
+
+Platform and chat ids live in their own tables (items, chat_refs), not as platform-named columns on cases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CaseRow(SQLModel, table=True):
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("platform", "conversation", name="uq_case_conversation"),
+        Index("ix_cases_opened", "opened_at", "platform", "kind", "status"),
+        Index("ix_cases_status", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=40)
+    conversation: str = Field(max_length=400)
+    kind: str = Field(max_length=20)
+    status: str = Field(default="open", max_length=20)
+    channel: str = Field(max_length=40)
+    customer_id: str = Field(max_length=200)
+    customer_name: str = Field(default="", max_length=200)
+    customer_handle: str = Field(default="", max_length=200)
+    customer_followers: int | None = None
+    owner: str | None = Field(default=None, max_length=40)
+    owner_name: str | None = Field(default=None, max_length=200)
+    escalated: bool = False
+    escalation_reason: str | None = None
+    escalated_by: str | None = Field(default=None, max_length=40)
+    resolution_note: str | None = None
+    resolved_by: str | None = Field(default=None, max_length=40)
+    reopened: int = 0
+    cycle: int = 0
+    """Bumped on every resolve and reopen: timers carry it and drop themselves when it moved."""
+    first_responder: str | None = Field(default=None, max_length=40)
+    opened_at: datetime = Field(default_factory=utcnow)
+    last_message_at: datetime = Field(default_factory=utcnow)
+    first_response_at: datetime | None = None
+    first_response_s: float | None = None
+    resolved_at: datetime | None = None
+    resolution_s: float | None = None
+    escalated_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ItemRow(SQLModel, table=True):
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("platform", "platform_id", name="uq_item_platform_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    platform: str = Field(max_length=40)
+    platform_id: str = Field(max_length=400)
+    direction: str = Field(default="in", max_length=3)
+    kind: str = Field(max_length=20)
+    author_id: str = Field(max_length=200)
+    author_name: str = Field(default="", max_length=200)
+    author_handle: str = Field(default="", max_length=200)
+    author_followers: int | None = None
+    text: str
+    url: str | None = None
+    rating: int | None = None
+    reply_to: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class ChatRefRow(SQLModel, table=True):
+    """Where something was posted in chat: the case card, a follow-up prompt."""
+
+    __tablename__ = "chat_refs"
+    __table_args__ = (UniqueConstraint("desk", "purpose", "owner_key", name="uq_chat_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    desk: str = Field(default="slack", max_length=20)
+    purpose: str = Field(max_length=20)
+    owner_key: str = Field(max_length=100)
+    conversation: str = Field(max_length=100)
+    message_id: str = Field(max_length=100)
+
+
+class EventRow(SQLModel, table=True):
+    """The audit log: who did what to which case, when, from which chat."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_at_action", "at", "action"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    action: str = Field(max_length=30)
+    actor: str | None = Field(default=None, max_length=40)
+    actor_name: str | None = Field(default=None, max_length=200)
+    desk: str | None = Field(default=None, max_length=20)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ReplyRow(SQLModel, table=True):
+    """A message to the customer (a reply or a check-in), from queued to sent or failed."""
+
+    __tablename__ = "replies"
+    __table_args__ = (Index("ix_replies_created", "created_at", "author"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    kind: str = Field(default="reply", max_length=20)
+    text: str
+    author: str | None = Field(default=None, max_length=40)
+    author_name: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="queued", max_length=20)
+    idempotency_key: str = Field(max_length=100, unique=True)
+    platform_id: str | None = Field(default=None, max_length=400)
+    url: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class FollowupRow(SQLModel, table=True):
+    __tablename__ = "followups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    cycle: int
+    position: int
+    text: str
+    due_at: datetime
+    status: str = Field(default="scheduled", max_length=20)
+    """scheduled → prompted → sent | skipped; cancelled when the case reopens."""
+    acted_by: str | None = Field(default=None, max_length=40)
+    reply_id: int | None = None
+
+
+class OutboxRow(SQLModel, table=True):
+    """A side effect owed to the outside world, written in the transaction that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "done", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    effect: str = Field(max_length=40)
+    case_id: int | None = Field(default=None, index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    done: bool = False
+    dead: bool = False
+    """Given up (permanent error or too many attempts): done, but never delivered."""
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    locked_until: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    done_at: datetime | None = None
+
+
+class CursorRow(SQLModel, table=True):
+    """Polling position per source, so a restart neither misses nor repeats."""
+
+    __tablename__ = "cursors"
+
+    name: str = Field(primary_key=True, max_length=100)
+    value: str = Field(max_length=400)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,113 @@
+"""Fixtures: a fresh database (SQLite and PostgreSQL), local fakes on loopback, and the real bot wired to them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app import Runtime, build
+from bot.config import Settings, config_from_mapping
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.receiver import FakeReceiver
+from tests.fakes.slack_api import FakeSlack
+from tests.kit.db import fresh_database, postgres_url
+from tests.kit.slack import SIGNING_SECRET, SlackUser
+from tests.kit.webhook import GENERIC_SECRET, signed
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "postgresql" and not postgres_url():
+        if os.environ.get("SOCIALOPS_REQUIRE_POSTGRES"):
+            pytest.fail("TEST_POSTGRES_URL is not set but SOCIALOPS_REQUIRE_POSTGRES is")
+        pytest.skip("no PostgreSQL server: set TEST_POSTGRES_URL")
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token="xoxb-test") as fake:
+        yield fake
+
+
+@pytest.fixture
+def receiver() -> Iterator[FakeReceiver]:
+    with FakeReceiver(GENERIC_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def mastodon() -> Iterator[FakeMastodon]:
+    with FakeMastodon(token="mastodon-test-token", brand_acct="acme") as fake:
+        yield fake
+
+
+def test_config(mastodon_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "slack": {"channel": "C0CASES", "escalation_channel": "C0ESC", "oncall": "U0CAROL"},
+        "routes": [{"when": {"platform": "mastodon", "kind": "dm"}, "channel": "C0DMS"}],
+        "sources": {"generic": {"secret_env": "GENERIC_WEBHOOK_SECRET"}},
+        "followups": [{"after": "1s", "text": "Hi {first_name}, checking in: is everything sorted now?"}],
+        "saved_replies": [{"title": "Sorry", "text": "Hi {first_name}, sorry about that. Could you DM us your order number?"}],
+    }
+    if mastodon_url:
+        config["sources"]["mastodon"] = {"base_url": mastodon_url, "token_env": "MASTODON_TOKEN", "poll_every": "1s"}
+    config.update(overrides)
+    return config
+
+
+ENV = {"GENERIC_WEBHOOK_SECRET": GENERIC_SECRET, "MASTODON_TOKEN": "mastodon-test-token"}
+
+
+class Bot:
+    """The real bot, in-process, wired to the fakes; `http` reaches its web app."""
+
+    def __init__(self, runtime: Runtime, http: httpx.AsyncClient, slack: FakeSlack) -> None:
+        self.runtime, self.http, self.slack = runtime, http, slack
+        self.alice = SlackUser(http, "U0ALICE", "Alice")
+        self.bob = SlackUser(http, "U0BOB", "Bob")
+        self.carol = SlackUser(http, "U0CAROL", "Carol")
+
+    async def post_event(self, body: dict[str, Any]) -> httpx.Response:
+        raw, headers = signed(body)
+        return await self.http.post("/webhooks/generic", content=raw, headers=headers)
+
+    async def card(self, text: str, channel: str = "C0CASES", **match: Any) -> dict[str, Any]:
+        """The card whose blocks mention `text`, once it is there (and matches `match`)."""
+
+        def find() -> dict[str, Any] | None:
+            for message in self.slack.messages(channel):
+                blob = str(message.get("blocks"))
+                if text in blob and all(str(v) in blob for v in match.values()):
+                    return message
+            return None
+
+        return await self.slack.wait_for_async(find)
+
+
+async def start_bot(database_url: str, fake_slack: FakeSlack, config: dict[str, Any]) -> tuple[Runtime, httpx.AsyncClient]:
+    settings = Settings(database_url=database_url, slack_bot_token="xoxb-test", slack_signing_secret=SIGNING_SECRET,
+                        slack_api_url=fake_slack.url)
+    runtime = build(settings, config_from_mapping(config), ENV, slack_pace=0.02)
+    await runtime.start()
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.web), base_url="http://bot.test")
+    return runtime, http
+
+
+@pytest.fixture
+async def bot(database_url: str, fake_slack: FakeSlack, mastodon: FakeMastodon) -> AsyncIterator[Bot]:
+    runtime, http = await start_bot(database_url, fake_slack, test_config(mastodon.url))
+    try:
+        yield Bot(runtime, http, fake_slack)
+    finally:
+        await http.aclose()
+        await runtime.stop()
+        runtime.engine.dispose()
