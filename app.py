@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ from bot.services.outbox import Outbox
 from bot.services.records import Effect
 from bot.services.sending import SendHandler
 from bot.web import build_web
-from storage.db import make_engine, migrate
+from storage.db import is_postgres, make_engine, migrate
 
 log = logging.getLogger("socialops")
 
@@ -69,6 +70,10 @@ class Runtime:
 
         followups.runtime.notify = notify
         self.services.set_notify(self.outbox.wake)
+        if not is_postgres(self.engine):
+            released = await asyncio.to_thread(self.outbox.release_leases)
+            if released:
+                log.info("resuming %d delivery(ies) interrupted by the last stop", released)
         self.scheduler.start()
         self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
         for poller in self.pollers:
@@ -86,7 +91,7 @@ class Runtime:
 
 
 def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
-          slack_pace: float = 1.0) -> Runtime:
+          slack_pace: float | None = None) -> Runtime:
     env = os.environ if env is None else env
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -120,9 +125,11 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     bolt = AsyncApp(signing_secret=settings.slack_signing_secret or "",
                     client=client, process_before_response=False)
     SlackDesk(app=bolt, services=services)
-    delivery = SlackDelivery(client=client, services=services, config=config, pace=slack_pace)
+    delivery = SlackDelivery(client=client, services=services, config=config,
+                             pace=settings.slack_pace_s if slack_pace is None else slack_pace)
     outbox = Outbox(engine=engine, handlers={**delivery.handlers(),
-                                             Effect.SEND: SendHandler(engine=engine, senders=senders)})
+                                             Effect.SEND: SendHandler(engine=engine, senders=senders)},
+                    lease=timedelta(seconds=settings.outbox_lease_s))
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Response:

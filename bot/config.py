@@ -183,6 +183,10 @@ class Settings(BaseModel):
     slack_app_token: str | None = None
     slack_api_url: str | None = None
     config_path: str = "socialops.yml"
+    slack_pace_s: float = 1.0
+    """Seconds between two messages to one channel (Slack allows about one per second)."""
+    outbox_lease_s: float = 60.0
+    """How long a copy may hold an outbox row before another copy may take it (after a crash)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -212,6 +216,20 @@ class Settings(BaseModel):
             problems.append("SLACK_API_URL: must start with http:// or https://")
         if api_url and not api_url.endswith("/"):
             api_url += "/"
+        lease = 60.0
+        if env.get("SOCIALOPS_OUTBOX_LEASE"):
+            try:
+                lease = parse_duration(env["SOCIALOPS_OUTBOX_LEASE"])
+            except ValueError as error:
+                problems.append(f"SOCIALOPS_OUTBOX_LEASE: {error}")
+        pace = 1.0
+        if env.get("SOCIALOPS_SLACK_PACE"):
+            try:
+                pace = float(env["SOCIALOPS_SLACK_PACE"])
+                if not 0 <= pace <= 60:
+                    raise ValueError
+            except ValueError:
+                problems.append("SOCIALOPS_SLACK_PACE: seconds between messages to one channel, 0 to 60")
         if problems:
             raise ConfigError("; ".join(problems))
         return cls(
@@ -223,4 +241,6 @@ class Settings(BaseModel):
             slack_app_token=app_token,
             slack_api_url=api_url,
             config_path=env.get("SOCIALOPS_CONFIG") or "socialops.yml",
+            outbox_lease_s=lease,
+            slack_pace_s=pace,
         )

@@ -28,7 +28,8 @@ Finish = Callable[[Session], None]
 Handler = Callable[[OutboxRow], Awaitable[Finish | None]]
 
 MAX_ATTEMPTS = 12
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=60)
+"""How long a claimed row stays invisible to other workers; a crashed copy's rows come back after it."""
 
 
 def backoff(attempts: int) -> float:
@@ -37,8 +38,9 @@ def backoff(attempts: int) -> float:
 
 class Outbox:
     def __init__(self, *, engine: Engine, handlers: dict[str, Handler], batch: int = 20,
-                 idle_poll: float = 1.0) -> None:
+                 idle_poll: float = 1.0, lease: timedelta = LEASE) -> None:
         self._engine = engine
+        self._lease_for = lease
         self._handlers = handlers
         self._batch = batch
         self._idle_poll = idle_poll
@@ -95,7 +97,7 @@ class Outbox:
                 query = query.with_for_update(skip_locked=True, of=OutboxRow)
             rows = list(session.exec(query))
             for row in rows:
-                row.locked_until = now + LEASE
+                row.locked_until = now + self._lease_for
                 row.attempts += 1
                 session.add(row)
         return rows
@@ -114,6 +116,16 @@ class Outbox:
             await asyncio.to_thread(self._failed, row, f"{type(error).__name__}: {error}", False, None)
             return
         await asyncio.to_thread(self._done, row, finish)
+
+    def release_leases(self) -> int:
+        """At start on SQLite (one process owns the file): rows a killed process had claimed are due now."""
+        with transaction(self._engine) as session:
+            rows = list(session.exec(select(OutboxRow).where(
+                col(OutboxRow.done).is_(False), col(OutboxRow.locked_until).is_not(None))))
+            for row in rows:
+                row.locked_until = None
+                session.add(row)
+        return len(rows)
 
     def _done(self, row: OutboxRow, finish: Finish | None) -> None:
         with transaction(self._engine) as session:

@@ -443,9 +443,9 @@ class FakeSlack:
 
     # ---- helpers ---------------------------------------------------------------------------
     def _next_ts(self) -> str:
-        self._seq += 1
-        micros = self._seq * 100
-        return f"{1_700_000_000 + micros // 1_000_000}.{micros % 1_000_000:06d}"
+        """Like Slack: the posting time in microseconds, unique and increasing within the workspace."""
+        self._seq = max(self._seq + 100, int(time.time() * 1_000_000))
+        return f"{self._seq // 1_000_000}.{self._seq % 1_000_000:06d}"
 
     def _sorted(self) -> list[Json]:
         return sorted(self._messages.values(), key=lambda m: _ts_key(m["ts"]))
