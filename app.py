@@ -80,13 +80,16 @@ class Runtime:
             self.tasks.append(asyncio.create_task(poller.run(), name="poller"))
 
     async def stop(self) -> None:
+        """Graceful: deliveries in flight get a few seconds to finish; what is left is handed back."""
         self.outbox.stop()
         for poller in self.pollers:
             poller.stop()
         self.scheduler.shutdown()
-        for task in self.tasks:
+        _, pending = await asyncio.wait(self.tasks, timeout=5) if self.tasks else (set(), set())
+        for task in pending:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.to_thread(self.outbox.hand_back)
         await self.http.aclose()
 
 

@@ -46,6 +46,8 @@ class Outbox:
         self._idle_poll = idle_poll
         self._wake = asyncio.Event()
         self._stopping = False
+        self._held: set[int] = set()
+        """Rows this worker leased and has not finished: handed back on a graceful stop."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -70,9 +72,22 @@ class Outbox:
 
     async def deliver_once(self) -> int:
         rows = await asyncio.to_thread(self._lease)
+        self._held.update(row.id for row in rows if row.id is not None)
         if rows:
             await asyncio.gather(*(self._deliver(row) for row in rows))
         return len(rows)
+
+    def hand_back(self) -> int:
+        """After a stop: rows leased but not finished are due again at once, for this or another copy."""
+        held, self._held = list(self._held), set()
+        if not held:
+            return 0
+        with transaction(self._engine) as session:
+            for row in session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(held))):
+                if not row.done:
+                    row.locked_until = None
+                    session.add(row)
+        return len(held)
 
     def _lease(self) -> list[OutboxRow]:
         now = utcnow()
@@ -135,6 +150,7 @@ class Outbox:
             if stored is not None:
                 stored.done, stored.done_at, stored.locked_until = True, utcnow(), None
                 session.add(stored)
+        self._held.discard(row.id or 0)
 
     def _failed(self, row: OutboxRow, message: str, permanent: bool, retry_after: float | None) -> None:
         with transaction(self._engine) as session:
@@ -152,6 +168,7 @@ class Outbox:
                 stored.next_attempt_at = utcnow() + timedelta(seconds=delay)
                 log.warning("outbox %s for case %s: retry in %.1fs: %s", row.effect, row.case_id, delay, message)
             session.add(stored)
+        self._held.discard(row.id or 0)
 
 
 def pending(engine: Engine) -> int:

@@ -650,3 +650,17 @@ class FakeSlack:
 
 def _top(m: Json) -> bool:
     return not m.get("thread_ts") or m["thread_ts"] == m["ts"]
+
+
+def message_errors(blocks: list[Json]) -> list[str]:
+    """What Slack would answer (invalid_blocks errors) for these message blocks; [] when valid."""
+    validator = _Validator()
+    validator.blocks(blocks)
+    return validator.errors
+
+
+def view_errors(view: Json) -> list[str]:
+    """What Slack would answer for this modal; [] when valid."""
+    validator = _Validator()
+    validator.view(view)
+    return validator.errors

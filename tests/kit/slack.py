@@ -27,8 +27,11 @@ def user(user_id: str, name: str) -> dict[str, str]:
 
 def block_action(*, user_id: str, name: str, action_id: str, value: str, channel: str, message: dict[str, Any],
                  ephemeral: bool = False) -> dict[str, Any]:
-    """A block_actions payload for a button on a message (shape of Slack's documented example)."""
-    return {
+    """A block_actions payload for a button on a message (shape of Slack's documented examples).
+
+    Clicks on ephemeral messages carry no `message`, only the container, as Slack sends them.
+    """
+    payload = {
         "type": "block_actions", "user": user(user_id, name), "api_app_id": "AFAKE", "token": "legacy",
         "container": {"type": "message", "message_ts": message.get("ts", "0"), "channel_id": channel,
                       "is_ephemeral": ephemeral},
@@ -38,6 +41,9 @@ def block_action(*, user_id: str, name: str, action_id: str, value: str, channel
         "actions": [{"action_id": action_id, "block_id": "actions", "text": {"type": "plain_text", "text": "x"},
                      "value": value, "type": "button", "action_ts": f"{time.time():.6f}"}],
     }
+    if ephemeral:
+        del payload["message"]
+    return payload
 
 
 def view_submission(*, user_id: str, name: str, view: dict[str, Any], values: dict[str, dict[str, Any]],

@@ -15,7 +15,7 @@ async def eventually(predicate: Callable[[], T], timeout: float = 10.0, what: st
     while True:
         try:
             result = predicate()
-        except (LookupError, AssertionError):
+        except (LookupError, AssertionError, StopIteration):
             result = None  # type: ignore[assignment]
         if result:
             return result
