@@ -17,6 +17,7 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -184,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         runtime = build(settings, config)
     except ConfigError as error:
         print(f"socialops: configuration problem: {error}", file=sys.stderr)
+        return 2
+    except (OperationalError, ArgumentError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        print(f"socialops: configuration problem: DATABASE_URL: cannot use the database: {reason}", file=sys.stderr)
         return 2
     mode = "Socket Mode" if settings.slack_app_token else f"HTTP mode on port {settings.port} (POST /slack/events)"
     log.info("SocialOps starting: Slack %s, database %s", mode, runtime.engine.url.render_as_string())

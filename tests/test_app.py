@@ -1,0 +1,48 @@
+"""`python app.py`: missing or invalid settings get a message naming what to set, and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "secret", "GENERIC_WEBHOOK_SECRET": "g"}
+
+
+def run_app(tmp_path: Path, env: dict[str, str], config: object | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SOCIALOPS_", "DATABASE_URL"))}
+    base["DATABASE_URL"] = f"sqlite:///{tmp_path / 'app.db'}"
+    if config is not None:
+        (tmp_path / "socialops.yml").write_text(yaml.safe_dump(config))
+        base["SOCIALOPS_CONFIG"] = str(tmp_path / "socialops.yml")
+    base.update(env)
+    return subprocess.run([sys.executable, str(ROOT / "app.py")], env=base, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+
+
+CONFIG = {"slack": {"channel": "C0CASES", "escalation_channel": "C0ESC"},
+          "sources": {"generic": {"secret_env": "GENERIC_WEBHOOK_SECRET"}}}
+
+
+@pytest.mark.parametrize(("env", "config", "expected"), [
+    ({}, CONFIG, "SLACK_BOT_TOKEN: set it"),
+    ({"SLACK_BOT_TOKEN": "xoxb-1"}, CONFIG, "SLACK_SIGNING_SECRET: set it"),
+    ({**GOOD, "PORT": "http"}, CONFIG, "PORT: 'http' is not a TCP port number"),
+    (GOOD, None, "SOCIALOPS_CONFIG: cannot read"),
+    (GOOD, {"slack": {"channel": "C0CASES"}}, "slack.escalation_channel: is required"),
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, CONFIG, "GENERIC_WEBHOOK_SECRET: set this environment variable"),
+    ({**GOOD, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}, CONFIG, "DATABASE_URL: cannot use the database"),
+    ({**GOOD, "DATABASE_URL": "nonsense"}, CONFIG, "DATABASE_URL: cannot use the database"),
+])
+def test_bad_settings_name_what_to_set_and_exit_non_zero(tmp_path: Path, env: dict[str, str], config: object,
+                                                         expected: str) -> None:
+    result = run_app(tmp_path, env, config)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "xoxb-1" not in result.stderr + result.stdout and "secret" not in result.stderr.replace("secret_env", "")
