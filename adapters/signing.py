@@ -36,6 +36,6 @@ def verify(
     current = time.time() if now is None else now
     if abs(current - stamp) > WINDOW_S:
         return "X-SocialOps-Timestamp is outside the 5-minute window"
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode("utf-8", "surrogateescape")):
         return "signature does not match"
     return None

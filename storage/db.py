@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
@@ -27,17 +27,30 @@ def make_engine(url: str) -> Engine:
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would BEGIN only before the first write, letting a use case read, decide and then
+    # overwrite a concurrent change; SQLAlchemy's "begin" event below starts the transaction instead.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Writers take SQLite's write lock up front (BEGIN IMMEDIATE): what they read stays true until commit.
+
+    Read-only transactions (`transaction(engine, write=False)`) begin DEFERRED and never wait for writers.
+    """
+    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -54,9 +67,10 @@ def migrate(engine: Engine) -> None:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
+def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     """One use case, one transaction: commit on success, roll back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    bind = engine if write else engine.execution_options(sqlite_begin="DEFERRED")
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -212,3 +212,46 @@ async def test_a_customer_writing_again_reopens_the_case_and_cancels_the_check_i
 
 async def test_healthz(bot: Bot) -> None:
     assert (await bot.http.get("/healthz")).text == "ok"
+
+
+async def test_simultaneous_claims_have_one_winner_and_everyone_else_is_told(bot: Bot) -> None:
+    from tests.kit.slack import SlackUser
+
+    card = await new_card(bot)
+    people = [SlackUser(bot.http, f"U0P{i:02d}", f"Person{i}") for i in range(10)]
+    answers = await asyncio.gather(*(p.click(card, "case.claim", channel="C0CASES") for p in people))
+    assert all(a.status_code == 200 for a in answers)
+    told = await eventually(lambda: len(bot.slack.ephemerals()) == 9 and bot.slack.ephemerals())
+    owners = {p.id for p in people} - {e["user"] for e in told}
+    assert len(owners) == 1
+    (owner,) = owners
+    await bot.card("Where is my parcel?", owner=f"<@{owner}>")
+    assert all(f"already claimed by <@{owner}>" in e["text"] for e in told)
+
+
+async def test_a_double_clicked_check_in_is_sent_once(bot: Bot, receiver: FakeReceiver) -> None:
+    card = await new_card(bot, reply_url=receiver.url + "/r")
+    await bot.alice.click(card, "case.resolve", channel="C0CASES")
+    view = await eventually(lambda: next(iter(bot.slack.views().values())))
+    await bot.alice.submit(view, {"note": {"note": {"type": "plain_text_input", "value": ""}}})
+
+    def prompt() -> dict[str, Any] | None:
+        return next((m for m in bot.slack.replies("C0CASES", card["ts"]) if find_action(m, "followup.send")), None)
+
+    shown = await eventually(prompt, timeout=15)
+    await asyncio.gather(bot.alice.click(shown, "followup.send", channel="C0CASES"),
+                         bot.bob.click(shown, "followup.send", channel="C0CASES"))
+    await eventually(receiver.messages)
+    await eventually(lambda: bot.slack.ephemerals())
+    await asyncio.sleep(0.5)
+    assert len(receiver.messages()) == 1
+    assert "already sent" in bot.slack.ephemerals()[0]["text"]
+
+
+async def test_slack_server_errors_are_retried_and_the_card_is_posted_once(bot: Bot) -> None:
+    bot.slack.fail_next("chat.postMessage", status=500, times=2)
+    await bot.post_event(event("evt-5xx", "Slack is having a moment"))
+    await bot.card("Slack is having a moment")
+    await asyncio.sleep(0.5)
+    assert len([m for m in bot.slack.messages("C0CASES") if "Slack is having a moment" in json.dumps(m["blocks"])]) == 1
+    assert [c["status"] for c in bot.slack.calls("chat.postMessage")][:2] == [500, 500]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -14,38 +13,29 @@ from bot.core.model import Author, Item, Kind
 
 
 class _Text(HTMLParser):
+    """Text and line structure only. Mastodon hides parts of long links in `invisible` spans: the
+    whole text is kept, so a link reads as the full URL the customer typed."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self._hidden = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        classes = (dict(attrs).get("class") or "").split()
-        if tag == "span" and "invisible" in classes:
-            self._hidden += 1
-        elif tag == "span" and self._hidden:
-            self._hidden += 1
         if tag == "br":
             self.parts.append("\n")
         elif tag == "p" and self.parts:
             self.parts.append("\n\n")
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "span" and self._hidden:
-            self._hidden -= 1
-
     def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
+        self.parts.append(data)
 
 
 def html_to_text(html: str) -> str:
-    """Mastodon's HTML as the customer typed it: paragraphs and line breaks kept, links as their text."""
+    """Mastodon's HTML as the customer typed it: paragraphs and line breaks kept, entities decoded once."""
     parser = _Text()
     parser.feed(html)
     parser.close()
-    text = "".join(parser.parts)
-    return unescape(text).strip()
+    return "".join(parser.parts).strip()
 
 
 def id_key(status_id: str) -> tuple[int, str]:

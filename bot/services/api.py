@@ -116,7 +116,7 @@ class Services:
 
     async def read(self, query: Callable[[Session], T]) -> T:
         def work() -> T:
-            with transaction(self.engine) as session:
+            with transaction(self.engine, write=False) as session:
                 return query(session)
 
         return await asyncio.to_thread(work)

@@ -112,7 +112,7 @@ def skip(session: Session, followup_id: int, actor: Actor) -> FollowupRow:
 
 
 def scheduled(engine: Engine) -> list[FollowupRow]:
-    with transaction(engine) as session:
+    with transaction(engine, write=False) as session:
         return list(session.exec(select(FollowupRow).where(FollowupRow.status == "scheduled")
                                  .order_by(col(FollowupRow.due_at))))
 

@@ -165,7 +165,7 @@ def ingest(
 
 
 def load_cursor(engine: Engine, name: str) -> str | None:
-    with transaction(engine) as session:
+    with transaction(engine, write=False) as session:
         row = session.get(CursorRow, name)
         return row.value if row else None
 

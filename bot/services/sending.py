@@ -26,7 +26,7 @@ class SendHandler:
         self._senders = senders
 
     def _load(self, reply_id: int) -> tuple[ReplyRow, str, dict[str, object]] | None:
-        with transaction(self._engine) as session:
+        with transaction(self._engine, write=False) as session:
             row = session.get(ReplyRow, reply_id)
             if row is None or row.status != ReplyStatus.QUEUED:
                 return None

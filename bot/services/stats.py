@@ -102,5 +102,5 @@ def compute(session: Session, period: str = "today", *, now: datetime | None = N
 
 
 def stats(engine: Engine, period: str = "today") -> StatsView:
-    with transaction(engine) as session:
+    with transaction(engine, write=False) as session:
         return compute(session, period)

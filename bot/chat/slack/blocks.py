@@ -141,7 +141,7 @@ def card(view: CaseView) -> tuple[str, list[Block]]:
     buttons = _buttons(view)
     if buttons:
         blocks.append({"type": "actions", "block_id": "actions", "elements": buttons})
-    fallback = f"{title}: {escape_plain(view.customer_name or view.customer_handle)} ({view.status})"
+    fallback = f"{title}: {escape(view.customer_name or view.customer_handle)} ({view.status})"
     return fallback, blocks
 
 
@@ -238,7 +238,7 @@ def prompt(followup_id: int, status: str, text: str, customer: str, acted_by: st
         value = str(followup_id)
         blocks.append({"type": "actions", "elements": [
             button("Send check-in", CHECKIN_SEND, value, "primary"), button("Skip", CHECKIN_SKIP, value)]})
-        fallback = f"Check-in due for {escape_plain(customer)}"
+        fallback = f"Check-in due for {escape(customer)}"
     else:
         outcome = {"sent": f":white_check_mark: Check-in sent by {escape(acted_by or 'someone')}.",
                    "skipped": f":fast_forward: Skipped by {escape(acted_by or 'someone')}.",
@@ -258,7 +258,7 @@ def escalation(
     body = text + "\n" + cut(quote(escape(reason)), 1500)
     if permalink:
         body += "\n" + link(permalink, "Open the case")
-    return f"Case #{view.id} escalated by {escape_plain(by)}", [{"type": "section", "text": md(body)}]
+    return f"Case #{view.id} escalated by {escape(by)}", [{"type": "section", "text": md(body)}]
 
 
 def _duration(seconds: float | None) -> str:
