@@ -157,21 +157,27 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     return runtime
 
 
+async def connect_socket_mode(runtime: Runtime, app_token: str) -> Any:
+    """Socket Mode: Slack delivers events over a websocket the bot opens (apps.connections.open)."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    socket = AsyncSocketModeHandler(runtime.bolt, app_token)
+    await socket.connect_async()  # type: ignore[no-untyped-call]
+    log.info("Slack Socket Mode connected")
+    return socket
+
+
 async def _serve(settings: Settings, runtime: Runtime) -> None:
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(runtime.web, host=settings.host, port=settings.port,
                                            log_level="info", access_log=False, lifespan="on"))
     if settings.slack_app_token:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        socket = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token)
-        await socket.connect_async()  # type: ignore[no-untyped-call]
-        log.info("Slack Socket Mode connected")
+        socket = await connect_socket_mode(runtime, settings.slack_app_token)
         try:
             await server.serve()
         finally:
-            await socket.close_async()  # type: ignore[no-untyped-call]
+            await socket.close_async()
     else:
         await server.serve()
 

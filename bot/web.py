@@ -1,8 +1,9 @@
-"""The one web app: Slack's endpoint, platform webhooks and health, on Starlette."""
+"""The one web app: Slack's endpoint, platform webhooks, health and metrics, on Starlette."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import Engine
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.services.health import metrics as read_metrics
 from storage.db import ping
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -19,13 +21,15 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def build_web(*, engine: Engine, slack: Endpoint | None, webhooks: dict[str, Endpoint],
               lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None) -> Starlette:
     async def healthz(_: Request) -> Response:
-        import asyncio
-
         if await asyncio.to_thread(ping, engine):
             return PlainTextResponse("ok")
         return PlainTextResponse("database unreachable", status_code=503)
 
-    routes = [Route("/healthz", healthz, methods=["GET"])]
+    async def metrics(_: Request) -> Response:
+        body = await asyncio.to_thread(read_metrics, engine)
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+
+    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
     if slack is not None:
         routes.append(Route("/slack/events", slack, methods=["POST"]))
     for name, endpoint in webhooks.items():
@@ -37,4 +41,4 @@ def build_web(*, engine: Engine, slack: Endpoint | None, webhooks: dict[str, End
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
 
 
-__all__ = ["AsyncIterator", "build_web"]
+__all__ = ["build_web"]

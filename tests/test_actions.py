@@ -210,8 +210,14 @@ async def test_a_customer_writing_again_reopens_the_case_and_cancels_the_check_i
     assert not any(find_action(m, "followup.send") for m in bot.slack.replies("C0CASES", card["ts"]))
 
 
-async def test_healthz(bot: Bot) -> None:
+async def test_healthz_and_metrics(bot: Bot) -> None:
     assert (await bot.http.get("/healthz")).text == "ok"
+    await new_card(bot)
+    await eventually(lambda: bot.slack.messages("C0CASES"))
+    await bot.runtime.outbox.deliver_once()
+    metrics = (await bot.http.get("/metrics")).text
+    assert 'socialops_cases{status="open"} 1' in metrics
+    assert "socialops_outbox_pending 0" in metrics and "socialops_outbox_dead 0" in metrics
 
 
 async def test_simultaneous_claims_have_one_winner_and_everyone_else_is_told(bot: Bot) -> None:
