@@ -21,7 +21,7 @@ from tests.conftest import Bot, start_bot
 from tests.conftest import test_config as bot_config
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.slack_api import FakeSlack
-from tests.kit.slack import SlackUser, find_action
+from tests.kit.slack import SlackUser, find_action, shown
 
 Json = dict[str, Any]
 JANE = "jane@social.example"
@@ -29,21 +29,6 @@ LIMIT = 500 - len(f"@{JANE} ")  # the @acct a reply starts with counts in Mastod
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-def shown(message: Json) -> str:
-    """What a Slack message shows: the text of its sections, fields, context lines and buttons."""
-    parts: list[str] = []
-    for block in message.get("blocks") or []:
-        if isinstance(block.get("text"), dict):
-            parts.append(block["text"]["text"])
-        parts.extend(field["text"] for field in block.get("fields") or [])
-        for element in block.get("elements") or []:
-            if element.get("type") in ("mrkdwn", "plain_text"):
-                parts.append(element["text"])
-            elif element.get("type") == "button":
-                parts.append(element["text"]["text"])
-    return "\n".join(parts)
-
 
 async def card_showing(slack: FakeSlack, *texts: str, channel: str = "C0CASES", timeout: float = 10.0) -> Json:
     def find() -> Json | None:

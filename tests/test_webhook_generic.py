@@ -22,7 +22,7 @@ from adapters.generic.webhook import MAX_BODY
 from storage.tables import CaseRow, OutboxRow
 from tests.conftest import Bot
 from tests.fakes.receiver import FakeReceiver
-from tests.kit.slack import SlackUser, find_action
+from tests.kit.slack import SlackUser, find_action, shown
 from tests.kit.webhook import event, signed
 
 Json = dict[str, Any]
@@ -30,21 +30,6 @@ URL = "/webhooks/generic"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-def shown(message: Json) -> str:
-    """What a Slack message shows: the text of its sections, fields, context lines and buttons."""
-    parts: list[str] = []
-    for block in message.get("blocks") or []:
-        if isinstance(block.get("text"), dict):
-            parts.append(block["text"]["text"])
-        parts.extend(field["text"] for field in block.get("fields") or [])
-        for element in block.get("elements") or []:
-            if element.get("type") in ("mrkdwn", "plain_text"):
-                parts.append(element["text"])
-            elif element.get("type") == "button":
-                parts.append(element["text"]["text"])
-    return "\n".join(parts)
-
 
 async def card_showing(bot: Bot, *texts: str, channel: str = "C0CASES", timeout: float = 10.0) -> Json:
     """The card (top-level message) that shows every one of `texts`, once it does."""

@@ -4,7 +4,8 @@ The real ``slack_sdk`` clients talk to it through ``base_url=fake.url``. It list
 127.0.0.1 in a background thread, so both in-process async tests and a bot running as a
 subprocess can use it. Block Kit limits are enforced the way Slack does, failures
 (429 / 5xx / error codes) and slow responses can be injected, and everything the
-client did can be inspected.
+client did can be inspected. ``apps.connections.open`` (Socket Mode) takes the app-level
+token and answers with ``fake.socket_url`` (see ``tests/fakes/slack_socket.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ APP_ID = "AFAKE"
 TEAM_ID = "T0FAKE"
 BOT_FIELDS = {"user": BOT_USER, "bot_id": BOT_ID, "app_id": APP_ID}
 PERMALINK_BASE = "https://fake.slack.test/archives"
+APP_TOKEN_METHODS = {"apps.connections.open"}
 JSON_FIELDS = ("blocks", "attachments", "metadata", "view")
 BLOCK_TYPES = {"section", "divider", "header", "context", "actions", "input", "image", "rich_text"}
 ELEMENT_TYPES = set(
@@ -255,8 +257,10 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeSlack:
     """Fake Slack Web API server; use as a context manager or call ``start()``/``stop()``."""
 
-    def __init__(self, token: str = "xoxb-test") -> None:
-        self.token = token
+    def __init__(self, token: str = "xoxb-test", app_token: str = "xapp-test") -> None:
+        self.token, self.app_token = token, app_token
+        self.socket_url: str | None = None
+        """What ``apps.connections.open`` answers, e.g. ``FakeSocketMode.url``; None: the call fails."""
         self._lock = threading.RLock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -273,6 +277,7 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.push": self._views_open,
             "views.update": self._views_update,
+            "apps.connections.open": self._connections_open,
         }
         self.reset()
 
@@ -415,8 +420,10 @@ class FakeSlack:
                 body: Json = {"ok": False, "error": "invalid_json"}
             elif not token:
                 body = {"ok": False, "error": "not_authed"}
-            elif token != self.token:
+            elif token not in (self.token, self.app_token):
                 body = {"ok": False, "error": "invalid_auth"}
+            elif (token == self.app_token) != (method in APP_TOKEN_METHODS):  # xapp- only for these, and vice versa
+                body = {"ok": False, "error": "not_allowed_token_type"}
             elif failures:
                 fail = failures[0]
                 fail.times -= 1
@@ -517,6 +524,11 @@ class FakeSlack:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _connections_open(self, params: Json) -> Json:
+        if not self.socket_url:
+            raise SlackError("socket_mode_not_enabled")  # the fake's own error: no FakeSocketMode attached
+        return {"url": self.socket_url}
 
     def _post_message(self, p: Json) -> Json:
         self._require(p, "channel")

@@ -57,6 +57,21 @@ def view_submission(*, user_id: str, name: str, view: dict[str, Any], values: di
     }
 
 
+def shown(message: dict[str, Any]) -> str:
+    """What a Slack message shows: the text of its sections, fields, context lines and buttons."""
+    parts: list[str] = []
+    for block in message.get("blocks") or []:
+        if isinstance(block.get("text"), dict):
+            parts.append(block["text"]["text"])
+        parts.extend(field["text"] for field in block.get("fields") or [])
+        for element in block.get("elements") or []:
+            if element.get("type") in ("mrkdwn", "plain_text"):
+                parts.append(element["text"])
+            elif element.get("type") == "button":
+                parts.append(element["text"]["text"])
+    return "\n".join(parts)
+
+
 def find_action(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
     for block in message.get("blocks") or []:
         for element in block.get("elements") or []:

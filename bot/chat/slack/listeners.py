@@ -78,8 +78,8 @@ class SlackDesk:
         self._register(app)
 
     def _register(self, app: AsyncApp) -> None:
-        app.action(render.CLAIM)(self._claim)
-        app.action(render.TAKE_OVER)(self._take_over)
+        app.action(render.CLAIM)(self._simple("claim"))
+        app.action(render.TAKE_OVER)(self._simple("take_over"))
         app.action(render.RELEASE)(self._simple("release"))
         app.action(render.REOPEN)(self._simple("reopen"))
         app.action(render.RETRY)(self._simple("retry"))
@@ -108,30 +108,9 @@ class SlackDesk:
             await self._tell(client, body, "That button does not belong to a case I know. Nothing was changed.")
         return case_id
 
-    async def _claim(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
-        await ack()
-        case_id = await self._guard(client, body, _action_value(body))
-        if case_id is None:
-            return
-        try:
-            await self._services.claim(case_id, actor_of(body))
-        except OwnedByOther as owned:
-            text, blocks = render.owned_by_other(owned.case_id, owned.owner, owned.owner_name)
-            await self._tell(client, body, text, blocks)
-        except ActionError as error:
-            await self._tell(client, body, escape(error.message))
-
-    async def _take_over(self, ack: AsyncAck, body: Body, client: AsyncWebClient, respond: Any) -> None:
-        await ack()
-        case_id = await self._guard(client, body, _action_value(body))
-        if case_id is None:
-            return
-        try:
-            await self._services.take_over(case_id, actor_of(body))
-        except ActionError as error:
-            await self._tell(client, body, escape(error.message))
-
     def _simple(self, name: str) -> Any:
+        """A button whose value is an id and whose service call needs nothing else."""
+
         async def listener(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
             await ack()
             target = await self._guard(client, body, _action_value(body))
