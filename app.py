@@ -119,7 +119,7 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     services = Services(engine=engine, config=config, senders=senders, scheduler=scheduler)
     if config.sources.generic is not None:
         webhooks["generic"] = generic_webhook(secret=senders["generic"]._secret,  # type: ignore[attr-defined]
-                                              ingest=services.ingest)
+                                              accept=services.accept)
     if mastodon_client is not None and config.sources.mastodon is not None:
         pollers.append(MastodonPoller(client=mastodon_client, ingest=services.ingest, load_cursor=services.cursor,
                                       every=config.sources.mastodon.poll_every))

@@ -15,7 +15,7 @@ from bot.services.ingest import Accepted
 
 MAX_BODY = 1024 * 1024
 
-Ingest = Callable[[list[Item]], Awaitable[list[Accepted]]]
+Accept = Callable[[Item], Awaitable[Accepted]]
 
 
 class BodyTooLarge(Exception):
@@ -37,7 +37,7 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-def generic_webhook(*, secret: str, ingest: Ingest) -> Callable[[Request], Awaitable[JSONResponse]]:
+def generic_webhook(*, secret: str, accept: Accept) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         try:
             body = await read_body(request)
@@ -51,7 +51,7 @@ def generic_webhook(*, secret: str, ingest: Ingest) -> Callable[[Request], Await
             item = parse_event(body)
         except InvalidInput as error:
             return JSONResponse({"error": str(error)}, status_code=400)
-        (accepted,) = await ingest([item])
+        accepted = await accept(item)
         status = 200 if accepted.duplicate else 202
         return JSONResponse({"case": accepted.case_id, "duplicate": accepted.duplicate}, status_code=status)
 

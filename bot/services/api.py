@@ -20,7 +20,7 @@ from bot.core.ports import Sender
 from bot.core.view import CaseView, StatsView
 from bot.services import cases, followups, stats
 from bot.services.cases import Actor
-from bot.services.ingest import Accepted, ingest, load_cursor
+from bot.services.ingest import Accepted, IngestBatcher, ingest, load_cursor
 from bot.services.records import load_case
 from storage.db import transaction
 from storage.tables import ChatRefRow, FollowupRow, ReplyRow
@@ -37,6 +37,7 @@ class Services:
         self.senders = senders
         self._notify = notify
         self.scheduler = scheduler
+        self._batcher = IngestBatcher(lambda items: ingest(engine, items, config=config))
 
     def set_notify(self, notify: Callable[[], None]) -> None:
         self._notify = notify
@@ -52,8 +53,16 @@ class Services:
 
     # inbound
     async def ingest(self, items: list[Item], *, cursor: tuple[str, str] | None = None) -> list[Accepted]:
+        """A polled page (and its cursor) in one transaction."""
         result = await asyncio.to_thread(ingest, self.engine, items, config=self.config, cursor=cursor)
         if any(not r.duplicate for r in result):
+            self._notify()
+        return result
+
+    async def accept(self, item: Item) -> Accepted:
+        """One pushed item (a webhook delivery), committed together with those arriving at the same time."""
+        result = await self._batcher.submit(item)
+        if not result.duplicate:
             self._notify()
         return result
 

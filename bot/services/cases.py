@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -16,6 +17,7 @@ from bot.config import Config
 from bot.core.errors import ActionError, InvalidInput, NotAllowed
 from bot.core.model import Action, ReplyStatus, Status
 from bot.core.view import CaseView, ReplyView
+from bot.services import rollups
 from bot.services.ingest import cancel_followups
 from bot.services.records import Effect, audit, enqueue, load_case, refresh_card
 from storage.tables import CaseRow, FollowupRow, ItemRow, ReplyRow, utcnow
@@ -48,6 +50,13 @@ def _require_owner_or_free(case: CaseRow, actor: Actor, verb: str) -> None:
         raise OwnedByOther(case.id or 0, case.owner, case.owner_name)
 
 
+def _record_claim(session: Session, case: CaseRow, action: Action, actor: Actor, **detail: Any) -> None:
+    """Audit a claim (or take-over) and count it for the person, on one timestamp."""
+    now = utcnow()
+    audit(session, case, action, actor=actor.id, actor_name=actor.name, desk=actor.desk, at=now, **detail)
+    rollups.bump(session, day=rollups.day_of(now), metric=rollups.PERSON_CLAIM, dim1=actor.id, label=actor.name)
+
+
 def claim(session: Session, case_id: int, actor: Actor) -> CaseRow:
     case = load_case(session, case_id, for_update=True)
     _require_not_resolved(case, "claim")
@@ -55,7 +64,7 @@ def claim(session: Session, case_id: int, actor: Actor) -> CaseRow:
         raise ActionError(f"You already own case #{case.id}.")
     _require_owner_or_free(case, actor, "claim")
     case.owner, case.owner_name, case.status = actor.id, actor.name, Status.CLAIMED
-    audit(session, case, Action.CLAIM, actor=actor.id, actor_name=actor.name, desk=actor.desk)
+    _record_claim(session, case, Action.CLAIM, actor)
     refresh_card(session, case, f"{actor.name} claimed the case.")
     return case
 
@@ -67,8 +76,7 @@ def take_over(session: Session, case_id: int, actor: Actor) -> CaseRow:
     if previous == actor.id:
         raise ActionError(f"You already own case #{case.id}.")
     case.owner, case.owner_name, case.status = actor.id, actor.name, Status.CLAIMED
-    audit(session, case, Action.TAKE_OVER, actor=actor.id, actor_name=actor.name, desk=actor.desk,
-          previous=previous)
+    _record_claim(session, case, Action.TAKE_OVER, actor, previous=previous)
     refresh_card(session, case, f"{actor.name} took the case over from {previous_name or 'nobody'}.")
     if previous:
         enqueue(session, Effect.EPHEMERAL, case.id, user=previous,
@@ -98,7 +106,7 @@ def reply(session: Session, case_id: int, actor: Actor, text: str, *, max_length
     _require_owner_or_free(case, actor, "reply to")
     if case.status == Status.OPEN:
         case.owner, case.owner_name, case.status = actor.id, actor.name, Status.CLAIMED
-        audit(session, case, Action.CLAIM, actor=actor.id, actor_name=actor.name, desk=actor.desk)
+        _record_claim(session, case, Action.CLAIM, actor)
     row = _queue_message(session, case, text, actor, kind="reply")
     audit(session, case, Action.REPLY, actor=actor.id, actor_name=actor.name, desk=actor.desk, reply_id=row.id)
     refresh_card(session, case, f"{actor.name} is replying:", quote=text)
@@ -136,9 +144,13 @@ def escalate(session: Session, case_id: int, actor: Actor, reason: str) -> CaseR
         raise InvalidInput("Say why the case needs escalating.")
     case = load_case(session, case_id, for_update=True)
     _require_not_resolved(case, "escalate")
+    now = utcnow()
+    if not case.escalated:  # a new reason for an escalated case is not another escalation
+        rollups.bump(session, day=rollups.day_of(now), metric=rollups.ESCALATED, dim1=case.platform, dim2=case.kind)
     case.escalated, case.escalation_reason, case.escalated_by = True, reason, actor.name
-    case.escalated_at = utcnow()
-    audit(session, case, Action.ESCALATE, actor=actor.id, actor_name=actor.name, desk=actor.desk, reason=reason)
+    case.escalated_at = now
+    audit(session, case, Action.ESCALATE, actor=actor.id, actor_name=actor.name, desk=actor.desk, at=now,
+          reason=reason)
     refresh_card(session, case, f"{actor.name} escalated the case:", quote=reason)
     enqueue(session, Effect.ESCALATION, case.id, reason=reason, by=actor.name)
     return case
@@ -158,8 +170,12 @@ def resolve(session: Session, case_id: int, actor: Actor, note: str, *, config: 
     case.escalated = False
     if not case.owner:
         case.owner, case.owner_name = actor.id, actor.name
-    audit(session, case, Action.RESOLVE, actor=actor.id, actor_name=actor.name, desk=actor.desk,
-          note=case.resolution_note)
+    audit(session, case, Action.RESOLVE, actor=actor.id, actor_name=actor.name, desk=actor.desk, at=now,
+          note=case.resolution_note, resolution_s=case.resolution_s)
+    day = rollups.day_of(now)
+    rollups.bump(session, day=day, metric=rollups.RESOLVED, dim1=case.platform, dim2=case.kind)
+    rollups.bump(session, day=day, metric=rollups.RESOLUTION, dim1=rollups.bucket(case.resolution_s))
+    rollups.bump(session, day=day, metric=rollups.PERSON_RESOLVE, dim1=actor.id, label=actor.name)
     refresh_card(session, case, f"{actor.name} resolved the case.", quote=case.resolution_note)
     followups = []
     for position, followup in enumerate(config.followups):
@@ -179,7 +195,7 @@ def reopen(session: Session, case_id: int, actor: Actor) -> CaseRow:
     case.reopened += 1
     case.cycle += 1
     case.resolved_at = None
-    cancel_followups(session, case)
+    cancel_followups(session, case.id)
     audit(session, case, Action.REOPEN, actor=actor.id, actor_name=actor.name, desk=actor.desk)
     refresh_card(session, case, f"{actor.name} reopened the case.")
     return case

@@ -2,23 +2,40 @@
 
 Deduplication is the database's unique constraint on (platform, platform id), not a lookup, so
 concurrent deliveries and several running copies cannot both accept the same item.
+
+This is the hot path (thousands of webhook deliveries a second in a storm), so it speaks SQLAlchemy
+Core on the session's connection rather than the ORM, and `IngestBatcher` commits the deliveries
+that arrive together in one transaction (group commit): each is still answered only after its commit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from bot.config import Config
 from bot.core.model import Action, Item, Status
-from bot.services.records import Effect, audit, enqueue, refresh_card
+from bot.services.records import Effect, enqueue
 from storage.db import transaction
-from storage.tables import CaseRow, CursorRow, FollowupRow, ItemRow, utcnow
+from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, utcnow
+
+log = logging.getLogger("socialops.ingest")
+
+CASES = CaseRow.__table__  # type: ignore[attr-defined]
+ITEMS = ItemRow.__table__  # type: ignore[attr-defined]
+EVENTS = EventRow.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+ADD_EVENT = EVENTS.insert()
+ADD_OUTBOX = OUTBOX.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,120 +46,144 @@ class Accepted:
     reopened: bool = False
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _naive_utc(item: Item) -> ItemRow:
-    created = item.created_at
-    created = created.astimezone(UTC) if created.tzinfo else created.replace(tzinfo=UTC)
-    return ItemRow(
-        case_id=0,
-        platform=item.platform,
-        platform_id=item.platform_id,
-        direction="in",
-        kind=item.kind,
-        author_id=item.author.id,
-        author_name=item.author.name,
-        author_handle=item.author.handle,
-        author_followers=item.author.followers,
-        text=item.text,
-        url=item.url,
-        rating=item.rating,
-        reply_to=dict(item.reply_to),
-        raw=dict(item.raw),
-        created_at=created,
-    )
-
-
-def _conversation(session: Session, item: Item) -> str:
+def _conversation(connection: Connection, item: Item) -> str:
     """An answer to a message we know (ours or the customer's) continues that message's case."""
     if item.parent_id:
-        parent_case = session.exec(
-            select(CaseRow.conversation).join(ItemRow, col(ItemRow.case_id) == col(CaseRow.id))
-            .where(ItemRow.platform == item.platform, ItemRow.platform_id == item.parent_id)
-        ).first()
+        parent_case = connection.execute(
+            select(CASES.c.conversation).join(ITEMS, ITEMS.c.case_id == CASES.c.id)
+            .where(ITEMS.c.platform == item.platform, ITEMS.c.platform_id == item.parent_id)
+        ).scalar()
         if parent_case:
-            return parent_case
+            return str(parent_case)
     return item.conversation
 
 
-def ingest_one(session: Session, item: Item, *, config: Config) -> Accepted:
-    insert = _insert(session)
+def _event(case_id: int, action: Action, now: datetime, **detail: Any) -> dict[str, Any]:
+    return {"case_id": case_id, "action": action, "actor": None, "actor_name": None, "desk": None,
+            "detail": detail, "at": now}
+
+
+def _outbox(case_id: int, effect: str, now: datetime, **payload: Any) -> dict[str, Any]:
+    return {"effect": effect, "case_id": case_id, "payload": payload, "done": False, "dead": False, "attempts": 0,
+            "next_attempt_at": now, "locked_until": None, "last_error": None, "created_at": now, "done_at": None}
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """Built once per dialect: values come as parameters, so SQLAlchemy compiles each statement once."""
+
+    open_case: Any
+    find_case: Any
+    add_item: Any
+
+    @classmethod
+    def get(cls, dialect: str) -> _Statements:
+        if dialect not in _STATEMENTS:
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            _STATEMENTS[dialect] = cls(
+                open_case=insert(CASES).on_conflict_do_nothing(index_elements=["platform", "conversation"])
+                .returning(CASES.c.id),
+                find_case=select(CASES.c.id, CASES.c.status, CASES.c.owner, CASES.c.reopened, CASES.c.cycle)
+                .where(CASES.c.platform == bindparam("p"), CASES.c.conversation == bindparam("c")).with_for_update(),
+                add_item=insert(ITEMS).on_conflict_do_nothing(index_elements=["platform", "platform_id"])
+                .returning(ITEMS.c.id),
+            )
+        return _STATEMENTS[dialect]
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+@dataclass(slots=True)
+class _Writes:
+    """Audit events and outbox rows of a batch, written with one executemany each at its end."""
+
+    events: list[dict[str, Any]]
+    outbox: list[dict[str, Any]]
+
+    def flush(self, connection: Connection) -> None:
+        if self.events:
+            connection.execute(ADD_EVENT, self.events)
+        if self.outbox:
+            connection.execute(ADD_OUTBOX, self.outbox)
+        self.events, self.outbox = [], []
+
+
+def ingest_one(session: Session, item: Item, *, config: Config, writes: _Writes | None = None) -> Accepted:
+    """One item in the caller's transaction. A duplicate changes nothing (its writes are undone).
+
+    With `writes`, the audit event and outbox rows are collected for the caller to flush before commit.
+    """
+    own = writes is None
+    writes = writes or _Writes([], [])
+    connection = session.connection()
+    sql = _Statements.get(connection.dialect.name)
     now = utcnow()
-    conversation = _conversation(session, item)
-    # Open the case if this conversation has none; a conflict means it exists already.
-    created = session.execute(
-        insert(CaseRow)
-        .values(
-            platform=item.platform,
-            conversation=conversation,
-            kind=item.kind,
-            status=Status.OPEN,
-            channel=config.channel_for(platform=item.platform, kind=item.kind),
-            customer_id=item.author.id,
-            customer_name=item.author.name,
-            customer_handle=item.author.handle,
-            customer_followers=item.author.followers,
-            escalated=False,
-            reopened=0,
-            cycle=0,
-            opened_at=now,
-            last_message_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["platform", "conversation"])
-        .returning(CaseRow.id)
-    ).first()
-    case = session.exec(
-        select(CaseRow)
-        .where(CaseRow.platform == item.platform, CaseRow.conversation == conversation)
-        .with_for_update()
-    ).one()
-    assert case.id is not None
-    row = _naive_utc(item)
-    values = {c: getattr(row, c) for c in ItemRow.model_fields if c != "id"}
-    values["case_id"] = case.id
-    inserted = session.execute(
-        insert(ItemRow)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["platform", "platform_id"])
-        .returning(ItemRow.id)
-    ).first()
+    conversation = _conversation(connection, item)
+    created = connection.execute(sql.open_case, {
+        "platform": item.platform, "conversation": conversation, "kind": item.kind, "status": Status.OPEN,
+        "channel": config.channel_for(platform=item.platform, kind=item.kind), "customer_id": item.author.id,
+        "customer_name": item.author.name, "customer_handle": item.author.handle,
+        "customer_followers": item.author.followers, "escalated": False, "reopened": 0, "cycle": 0,
+        "opened_at": now, "last_message_at": now, "updated_at": now,
+    }).scalar()
+    case = None
+    if created is None:
+        case = connection.execute(sql.find_case, {"p": item.platform, "c": conversation}).one()
+    case_id = int(created if created is not None else case.id)  # type: ignore[union-attr]
+    inserted = connection.execute(sql.add_item, {
+        "case_id": case_id, "platform": item.platform, "platform_id": item.platform_id, "direction": "in",
+        "kind": item.kind, "author_id": item.author.id, "author_name": item.author.name,
+        "author_handle": item.author.handle, "author_followers": item.author.followers, "text": item.text,
+        "url": item.url, "rating": item.rating, "reply_to": dict(item.reply_to), "raw": dict(item.raw),
+        "created_at": _utc(item.created_at), "received_at": now,
+    }).scalar()
     if inserted is None:
-        session.rollback()
-        return Accepted(platform_id=item.platform_id, case_id=case.id, duplicate=True)
+        if created is not None:  # a repeated item under a new conversation key opens nothing
+            connection.execute(CASES.delete().where(CASES.c.id == case_id))
+        return Accepted(platform_id=item.platform_id, case_id=None if created else case_id, duplicate=True)
 
-    reopened = False
-    if created is not None:
-        audit(session, case, Action.OPEN, platform_id=item.platform_id)
-        enqueue(session, Effect.CARD, case.id)
-    else:
-        case.last_message_at = now
-        if case.status == Status.RESOLVED:
-            reopened = True
-            case.status = Status.CLAIMED if case.owner else Status.OPEN
-            case.reopened += 1
-            case.cycle += 1
-            case.resolved_at = None
-            cancel_followups(session, case)
-            audit(session, case, Action.REOPEN, reason="customer wrote again", platform_id=item.platform_id)
-        else:
-            audit(session, case, Action.MESSAGE, platform_id=item.platform_id)
-        prefix = "Reopened: the customer wrote again" if reopened else "New message from the customer"
-        refresh_card(session, case, prefix + ":", quote=item.text, url=item.url)
-    return Accepted(platform_id=item.platform_id, case_id=case.id, duplicate=False, reopened=reopened)
+    if case is None:
+        writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
+        writes.outbox.append(_outbox(case_id, Effect.CARD, now))
+        if own:
+            writes.flush(connection)
+        return Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False)
+
+    reopened = case.status == Status.RESOLVED
+    changes: dict[str, Any] = {"last_message_at": now, "updated_at": now}
+    if reopened:
+        changes.update(status=Status.CLAIMED if case.owner else Status.OPEN, reopened=case.reopened + 1,
+                       cycle=case.cycle + 1, resolved_at=None)
+    connection.execute(update(CASES).where(CASES.c.id == case_id).values(**changes))
+    if reopened:
+        cancel_followups(session, case_id)
+    action = Action.REOPEN if reopened else Action.MESSAGE
+    detail = {"reason": "customer wrote again"} if reopened else {}
+    writes.events.append(_event(case_id, action, now, platform_id=item.platform_id, **detail))
+    prefix = "Reopened: the customer wrote again" if reopened else "New message from the customer"
+    writes.outbox.append(_outbox(case_id, Effect.CARD, now))
+    writes.outbox.append(_outbox(case_id, Effect.THREAD, now, text=prefix + ":", quote=item.text, url=item.url))
+    if own:
+        writes.flush(connection)
+    return Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False, reopened=reopened)
 
 
-def cancel_followups(session: Session, case: CaseRow) -> None:
+def cancel_followups(session: Session, case_id: int | None) -> None:
     """Pending check-ins are void once the customer is talking again; shown prompts say so."""
-    pending = select(FollowupRow).where(
-        FollowupRow.case_id == case.id,
-        FollowupRow.status.in_(("scheduled", "prompted")),  # type: ignore[attr-defined]
+    pending = session.scalars(
+        select(FollowupRow).where(
+            col(FollowupRow.case_id) == case_id,
+            col(FollowupRow.status).in_(("scheduled", "prompted")),
+        )
     )
-    for followup in session.exec(pending):
+    for followup in pending:
         if followup.status == "prompted":
-            enqueue(session, Effect.PROMPT, case.id, followup_id=followup.id)
+            enqueue(session, Effect.PROMPT, case_id, followup_id=followup.id)
         followup.status = "cancelled"
         session.add(followup)
 
@@ -150,11 +191,21 @@ def cancel_followups(session: Session, case: CaseRow) -> None:
 def ingest(
     engine: Engine, items: list[Item], *, config: Config, cursor: tuple[str, str] | None = None
 ) -> list[Accepted]:
-    """Each item in its own transaction (a duplicate never rolls back its neighbours).
-
-    The polling cursor, when given, is saved with the last item, so a restart neither misses nor repeats.
-    """
-    results: list[Accepted] = []
+    """All items (and the polling cursor) in one transaction; should any item fail unexpectedly, each is
+    retried in a transaction of its own so that one bad item never holds back the others."""
+    try:
+        with transaction(engine) as session:
+            writes = _Writes([], [])
+            results = [ingest_one(session, item, config=config, writes=writes) for item in items]
+            writes.flush(session.connection())
+            if cursor is not None:
+                save_cursor(session, *cursor)
+            return results
+    except Exception:
+        if len(items) <= 1:
+            raise
+        log.exception("batch of %d items failed; ingesting them one by one", len(items))
+    results = []
     for item in items:
         with transaction(engine) as session:
             results.append(ingest_one(session, item, config=config))
@@ -162,6 +213,37 @@ def ingest(
         with transaction(engine) as session:
             save_cursor(session, *cursor)
     return results
+
+
+class IngestBatcher:
+    """Group commit: webhook deliveries that arrive while a batch is being written go in the next one."""
+
+    def __init__(self, run: Callable[[list[Item]], list[Accepted]], *, max_batch: int = 256) -> None:
+        self._run = run
+        self._max = max_batch
+        self._waiting: list[tuple[Item, asyncio.Future[Accepted]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Accepted:
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._max], self._waiting[self._max:]
+            try:
+                results = await asyncio.to_thread(self._run, [item for item, _ in batch])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
 
 def load_cursor(engine: Engine, name: str) -> str | None:
