@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -58,6 +59,8 @@ class Runtime:
     outbox: Outbox
     scheduler: followups.FollowupScheduler
     bolt: AsyncApp
+    desk: SlackDesk
+    slack: AsyncWebClient
     web: Starlette
     http: httpx.AsyncClient
     pollers: list[MastodonPoller] = field(default_factory=list)
@@ -71,6 +74,8 @@ class Runtime:
 
         followups.runtime.notify = notify
         self.services.set_notify(self.outbox.wake)
+        # One connection pool for every Slack call (slack_sdk would open a session per call otherwise).
+        self.slack.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         if not is_postgres(self.engine):
             released = await asyncio.to_thread(self.outbox.release_leases)
             if released:
@@ -82,6 +87,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Graceful: deliveries in flight get a few seconds to finish; what is left is handed back."""
+        await self.desk.drain()
         self.outbox.stop()
         for poller in self.pollers:
             poller.stop()
@@ -92,6 +98,8 @@ class Runtime:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.to_thread(self.outbox.hand_back)
         await self.http.aclose()
+        if self.slack.session is not None:
+            await self.slack.session.close()
 
 
 def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
@@ -126,9 +134,10 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
 
     client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
                             AsyncWebClient.BASE_URL, retry_handlers=[])
-    bolt = AsyncApp(signing_secret=settings.slack_signing_secret or "",
-                    client=client, process_before_response=False)
-    SlackDesk(app=bolt, services=services)
+    # Listeners ack first and hand their work to a task, so Bolt answers the moment they return.
+    bolt = AsyncApp(signing_secret=settings.slack_signing_secret or "", client=client,
+                    process_before_response=True)
+    desk = SlackDesk(app=bolt, services=services)
     delivery = SlackDelivery(client=client, services=services, config=config,
                              pace=settings.slack_pace_s if slack_pace is None else slack_pace)
     outbox = Outbox(engine=engine, handlers={**delivery.handlers(),
@@ -152,7 +161,7 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     use_http = not settings.slack_app_token
     web = build_web(engine=engine, slack=slack_events if use_http else None, webhooks=webhooks, lifespan=lifespan)
     runtime = Runtime(engine=engine, config=config, services=services, outbox=outbox, scheduler=scheduler,
-                      bolt=bolt, web=web, http=http, pollers=pollers)
+                      bolt=bolt, desk=desk, slack=client, web=web, http=http, pollers=pollers)
     runtime_box.append(runtime)
     return runtime
 

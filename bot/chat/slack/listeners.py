@@ -6,8 +6,10 @@ person who clicked, as an ephemeral message, and change nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -25,6 +27,7 @@ from bot.services.stats import PERIODS
 log = logging.getLogger("socialops.slack")
 
 Body = dict[str, Any]
+Handler = Callable[[Body, AsyncWebClient], Awaitable[None]]
 
 
 def actor_of(body: Body) -> Actor:
@@ -75,24 +78,48 @@ class SlackDesk:
 
     def __init__(self, *, app: AsyncApp, services: Services) -> None:
         self._services = services
+        self._tasks: set[asyncio.Task[None]] = set()
         self._register(app)
 
     def _register(self, app: AsyncApp) -> None:
-        app.action(render.CLAIM)(self._simple("claim"))
-        app.action(render.TAKE_OVER)(self._simple("take_over"))
-        app.action(render.RELEASE)(self._simple("release"))
-        app.action(render.REOPEN)(self._simple("reopen"))
-        app.action(render.RETRY)(self._simple("retry"))
-        app.action(render.CHECKIN_SEND)(self._simple("send_checkin"))
-        app.action(render.CHECKIN_SKIP)(self._simple("skip_checkin"))
-        app.action(render.REPLY)(self._open_reply)
-        app.action(render.ESCALATE)(self._open_modal(render.escalate_modal))
-        app.action(render.RESOLVE)(self._open_modal(render.resolve_modal))
-        app.action(render.SAVED_REPLY)(self._saved_reply)
+        buttons = {
+            render.CLAIM: self._simple("claim"), render.TAKE_OVER: self._simple("take_over"),
+            render.RELEASE: self._simple("release"), render.REOPEN: self._simple("reopen"),
+            render.RETRY: self._simple("retry"), render.CHECKIN_SEND: self._simple("send_checkin"),
+            render.CHECKIN_SKIP: self._simple("skip_checkin"), render.REPLY: self._open_reply,
+            render.ESCALATE: self._open_modal(render.escalate_modal),
+            render.RESOLVE: self._open_modal(render.resolve_modal), render.SAVED_REPLY: self._saved_reply,
+        }
+        for action_id, handler in buttons.items():
+            app.action(action_id)(self._button(handler))
         app.view(render.REPLY_MODAL)(self._submit_reply)
         app.view(render.ESCALATE_MODAL)(self._submit_escalation)
         app.view(render.RESOLVE_MODAL)(self._submit_resolve)
         app.command("/social")(self._command)
+
+    def _button(self, handler: Handler) -> Any:
+        """Answer Slack at once, then do the work: the click is acknowledged before any database or
+        Slack call (the app runs with process_before_response, so the answer goes out when this returns)."""
+
+        async def listener(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+            await ack()
+            task = asyncio.create_task(self._run(handler, body, client))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        listener.__name__ = f"ack_{getattr(handler, '__name__', 'button')}"
+        return listener
+
+    async def _run(self, handler: Handler, body: Body, client: AsyncWebClient) -> None:
+        try:
+            await handler(body, client)
+        except Exception:
+            log.exception("click %s failed", (body.get("actions") or [{}])[0].get("action_id"))
+
+    async def drain(self) -> None:
+        """Let clicks in progress finish (a graceful stop)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
 
     async def _tell(self, client: AsyncWebClient, body: Body, text: str, blocks: list[dict[str, Any]] | None = None,
                     ) -> None:
@@ -111,8 +138,7 @@ class SlackDesk:
     def _simple(self, name: str) -> Any:
         """A button whose value is an id and whose service call needs nothing else."""
 
-        async def listener(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
-            await ack()
+        async def listener(body: Body, client: AsyncWebClient) -> None:
             target = await self._guard(client, body, _action_value(body))
             if target is None:
                 return
@@ -127,8 +153,7 @@ class SlackDesk:
         listener.__name__ = f"slack_{name}"
         return listener
 
-    async def _open_reply(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
-        await ack()
+    async def _open_reply(self, body: Body, client: AsyncWebClient) -> None:
         case_id = await self._guard(client, body, _action_value(body))
         if case_id is None:
             return
@@ -157,8 +182,7 @@ class SlackDesk:
                                    version=version)
         return view, modal
 
-    async def _saved_reply(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
-        await ack()
+    async def _saved_reply(self, body: Body, client: AsyncWebClient) -> None:
         case_id = _case_of_view(body)
         if case_id is None:
             return
@@ -172,8 +196,7 @@ class SlackDesk:
         await client.views_update(view_id=body["view"]["id"], hash=body["view"].get("hash"), view=modal)
 
     def _open_modal(self, build: Any) -> Any:
-        async def listener(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
-            await ack()
+        async def listener(body: Body, client: AsyncWebClient) -> None:
             case_id = await self._guard(client, body, _action_value(body))
             if case_id is None:
                 return
