@@ -88,6 +88,19 @@ def summary(latencies: list[float]) -> tuple[float, float, float]:
     return percentile(latencies, 0.5), percentile(latencies, 0.99), max(latencies)
 
 
+async def wait_for_events(db: Path, action: str, count: int, within: float = 60.0) -> None:
+    """Until the audit log holds `count` events of `action` (or `within` seconds passed)."""
+    for _ in range(int(within / 0.05)):
+        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            done = connection.execute("SELECT count(*) FROM events WHERE action = ?", (action,)).fetchone()[0]
+        finally:
+            connection.close()
+        if done >= count:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
@@ -121,12 +134,16 @@ async def main() -> None:
                 current = list((await cards(slack_url, case_ids)).values())
                 claims = [click(CLAIM, card, i) for i, card in enumerate(current)]
                 latencies, statuses = await burst(base + "/slack/events", claims)
-                await wait_until_settled(db)  # the bot's after-ack work must not overlap the floor's burst
+                # The bot acks before it works: wait for the work (claims recorded, Slack told) to be done,
+                # so it neither overlaps the floor's burst nor races the releases below.
+                await wait_for_events(db, "claim", (round_no + 1) * len(claims))
+                await wait_until_settled(db)
                 floor_latencies, floor_statuses = await burst(floor_base + "/slack/events", claims)
                 if statuses != {200: len(claims)} or floor_statuses != {200: len(claims)}:
                     print(f"  round {round_no}: real answered {statuses}, floor {floor_statuses}")
                 released = [click(RELEASE, card, i) for i, card in enumerate(current)]
                 await burst(base + "/slack/events", released)
+                await wait_for_events(db, "release", (round_no + 1) * len(released))
                 await wait_until_settled(db)
                 if round_no == 0:
                     continue
