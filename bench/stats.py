@@ -3,7 +3,8 @@
 Generates, with bulk SQL into a database migrated by storage.db.migrate: 1,000,000 cases opened over the
 last 60 days (platform and kind mix; ~70% answered with first_response_s; ~60% resolved with resolution_s;
 owners among 20 agents; ~3% escalated), their audit events (open, claim, reply, reply_sent, escalate,
-resolve: ~4 per case) and one sent reply per answered case. Then times bot.services.stats.stats(engine,
+resolve: ~4 per case) and one sent reply per answered case. Then fills the daily rollups from those rows with
+bot.services.rollups.rebuild(engine) (timed: it is also the backfill), times bot.services.stats.stats(engine,
 period) for today, 7d and 30d (5 runs each, median and max), and the same through the real slash command
 path: a signed `/social stats <period>` POSTed to the bot's /slack/events (uvicorn, its own process).
 Bolt gives a listener 3 s to ack; a slower command gets HTTP 404 "unhandled request" (Slack: a timeout).
@@ -23,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, median, session, slash_command, start_bot, start_fake_slack, table
+from bot.services.rollups import rebuild
 from bot.services.stats import stats
 from storage.db import make_engine, migrate
 
@@ -105,7 +107,8 @@ def generate(db: Path, cases: int) -> dict[str, int]:
     events("reply", "opened + frs - 15", "frs IS NOT NULL", detail="json_object('reply_id', n)")
     events("reply_sent", "opened + frs", "frs IS NOT NULL", detail="json_object('reply_id', n)")
     events("escalate", "opened + 300", "escalated", detail="json_object('reason', 'Threatening legal action')")
-    events("resolve", "opened + res", "res IS NOT NULL", detail="json_object('note', 'Refund issued')")
+    events("resolve", "opened + res", "res IS NOT NULL",
+           detail="json_object('note', 'Refund issued', 'resolution_s', res)")
     connection.execute(f"""
         INSERT INTO replies (id, case_id, kind, text, author, author_name, status, idempotency_key, platform_id,
             url, error, attempts, created_at, sent_at)
@@ -192,6 +195,12 @@ async def main() -> None:
         counts = generate(db, args.cases)
         print(f"  generated {', '.join(f'{n:,} {t}' for t, n in counts.items())} in "
               f"{time.perf_counter() - started:.1f}s ({db.stat().st_size / 2**20:,.0f} MiB)", flush=True)
+        engine = make_engine(url)
+        started = time.perf_counter()
+        rollups = rebuild(engine)
+        rebuild_s = time.perf_counter() - started
+        engine.dispose()
+        print(f"  rollups.rebuild: {rollups:,} daily_counts rows in {rebuild_s:.1f}s", flush=True)
         direct = time_direct(url, args.runs)
         command = await time_command(url, args.command_runs, tmp, direct) if args.command_runs else None
     rows = []
@@ -208,6 +217,7 @@ async def main() -> None:
     print()
     print(table(headers, rows))
     print(f"(stats(): {args.runs} runs each, slash command: {args.command_runs} runs each; target < 300 ms)")
+    print(f"rollups.rebuild over {args.cases:,} cases: {rebuild_s:.1f}s ({rollups:,} rows)")
 
 
 if __name__ == "__main__":

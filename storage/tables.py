@@ -5,7 +5,7 @@ Platform and chat ids live in their own tables (items, chat_refs), not as platfo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
@@ -175,3 +175,24 @@ class CursorRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     value: str = Field(max_length=400)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DailyCountRow(SQLModel, table=True):
+    """Daily rollups for `/social stats`: one counter per UTC day, metric and up to two dimensions.
+
+    Bumped (bot.services.rollups.bump) in the transaction of the change it counts, so stats read a few
+    hundred rows instead of scanning cases and events; `rollups.rebuild` recomputes them from the raw tables.
+    """
+
+    __tablename__ = "daily_counts"
+    __table_args__ = (UniqueConstraint("day", "metric", "dim1", "dim2", name="uq_daily_count"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    metric: str = Field(max_length=30)
+    dim1: str = Field(default="", max_length=100)
+    """Platform, bucket index or Slack user id, depending on the metric ("" when unused)."""
+    dim2: str = Field(default="", max_length=100)
+    value: int = 0
+    label: str | None = Field(default=None, max_length=200)
+    """A display name for dim1 (a person's name), overwritten by each bump that carries one."""

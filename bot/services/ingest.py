@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
@@ -24,6 +25,7 @@ from sqlmodel import Session, col
 
 from bot.config import Config
 from bot.core.model import Action, Item, Status
+from bot.services import rollups
 from bot.services.records import Effect, enqueue
 from storage.db import transaction
 from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, utcnow
@@ -100,17 +102,20 @@ _STATEMENTS: dict[str, _Statements] = {}
 
 @dataclass(slots=True)
 class _Writes:
-    """Audit events and outbox rows of a batch, written with one executemany each at its end."""
+    """Audit events, outbox rows and stats counters of a batch, written with one executemany each at its end."""
 
-    events: list[dict[str, Any]]
-    outbox: list[dict[str, Any]]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    counts: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
 
-    def flush(self, connection: Connection) -> None:
+    def flush(self, session: Session) -> None:
+        connection = session.connection()
         if self.events:
             connection.execute(ADD_EVENT, self.events)
         if self.outbox:
             connection.execute(ADD_OUTBOX, self.outbox)
-        self.events, self.outbox = [], []
+        rollups.bump_many(session, self.counts)
+        self.events, self.outbox, self.counts = [], [], Counter()
 
 
 def ingest_one(session: Session, item: Item, *, config: Config, writes: _Writes | None = None) -> Accepted:
@@ -119,7 +124,7 @@ def ingest_one(session: Session, item: Item, *, config: Config, writes: _Writes 
     With `writes`, the audit event and outbox rows are collected for the caller to flush before commit.
     """
     own = writes is None
-    writes = writes or _Writes([], [])
+    writes = writes or _Writes()
     connection = session.connection()
     sql = _Statements.get(connection.dialect.name)
     now = utcnow()
@@ -150,8 +155,9 @@ def ingest_one(session: Session, item: Item, *, config: Config, writes: _Writes 
     if case is None:
         writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
         writes.outbox.append(_outbox(case_id, Effect.CARD, now))
+        writes.counts[(rollups.day_of(now), "new", item.platform, str(item.kind))] += 1
         if own:
-            writes.flush(connection)
+            writes.flush(session)
         return Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False)
 
     reopened = case.status == Status.RESOLVED
@@ -169,7 +175,7 @@ def ingest_one(session: Session, item: Item, *, config: Config, writes: _Writes 
     writes.outbox.append(_outbox(case_id, Effect.CARD, now))
     writes.outbox.append(_outbox(case_id, Effect.THREAD, now, text=prefix + ":", quote=item.text, url=item.url))
     if own:
-        writes.flush(connection)
+        writes.flush(session)
     return Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False, reopened=reopened)
 
 
@@ -195,9 +201,9 @@ def ingest(
     retried in a transaction of its own so that one bad item never holds back the others."""
     try:
         with transaction(engine) as session:
-            writes = _Writes([], [])
+            writes = _Writes()
             results = [ingest_one(session, item, config=config, writes=writes) for item in items]
-            writes.flush(session.connection())
+            writes.flush(session)
             if cursor is not None:
                 save_cursor(session, *cursor)
             return results

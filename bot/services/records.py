@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -30,12 +31,15 @@ def audit(
     actor: str | None = None,
     actor_name: str | None = None,
     desk: str | None = None,
+    at: datetime | None = None,
     **detail: Any,
-) -> None:
+) -> EventRow:
+    """`at` defaults to now; a use case passes its own `now` when a rollup counts the event on that day."""
     assert case.id is not None
-    session.add(
-        EventRow(case_id=case.id, action=action, actor=actor, actor_name=actor_name, desk=desk, detail=detail)
-    )
+    event = EventRow(case_id=case.id, action=action, actor=actor, actor_name=actor_name, desk=desk,
+                     detail=detail, at=at or utcnow())
+    session.add(event)
+    return event
 
 
 def enqueue(session: Session, effect: str, case_id: int | None, **payload: Any) -> None:

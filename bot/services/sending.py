@@ -11,6 +11,7 @@ from sqlmodel import Session
 from bot.core.errors import SendError
 from bot.core.model import Action, Delivery, ReplyStatus
 from bot.core.ports import Sender
+from bot.services import rollups
 from bot.services.cases import reply_target
 from bot.services.outbox import Finish
 from bot.services.records import audit, load_case, refresh_card
@@ -70,7 +71,15 @@ def _sent(reply_id: int, platform: str, delivery: Delivery) -> Finish:
             case.first_response_at = now
             case.first_response_s = (now - case.opened_at).total_seconds()
             case.first_responder = row.author
-        audit(session, case, Action.REPLY_SENT, actor=row.author, actor_name=row.author_name,
+            # Counted on the day the case was opened, so answered / new is the period's response rate.
+            opened = rollups.day_of(case.opened_at)
+            rollups.bump(session, day=opened, metric=rollups.ANSWERED, dim1=case.platform, dim2=case.kind)
+            rollups.bump(session, day=opened, metric=rollups.FIRST_RESPONSE,
+                         dim1=rollups.bucket(case.first_response_s))
+        if row.kind == "reply" and row.author:
+            rollups.bump(session, day=rollups.day_of(now), metric=rollups.PERSON_REPLY, dim1=row.author,
+                         label=row.author_name)
+        audit(session, case, Action.REPLY_SENT, actor=row.author, actor_name=row.author_name, at=now,
               reply_id=row.id, platform_id=delivery.platform_id, kind=row.kind)
         what = "Check-in" if row.kind == "checkin" else "Reply"
         refresh_card(session, case, f"{what} sent.", url=delivery.url)

@@ -1,103 +1,103 @@
-"""`/social stats`: the numbers a support lead asks for, from SQL aggregates.
+"""`/social stats`: the numbers a support lead asks for, from the daily rollups.
 
-Percentiles come from the database too (ORDER BY … LIMIT 1 OFFSET n over an indexed column), so the
-answer stays within Slack's 3 seconds on a million cases.
+A period is whole UTC days ending today: `today`, `7d` (the last 7 days including today) or `30d`.
+Its figures are sums of `daily_counts` rows (bot.services.rollups; at most a few thousand rows for
+30 days), plus one count of the cases open or claimed now (`ix_cases_status`), so the answer stays
+well within Slack's 3 seconds whatever the number of cases. Medians and p90 come from the duration
+buckets (see `rollups.percentile`), precise to the bucket (a few minutes at an hour, hours at a day).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Engine
-from sqlmodel import Session, col, func, select
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
 
 from bot.core.errors import InvalidInput
-from bot.core.model import Action, Status
+from bot.core.model import Status
 from bot.core.view import StatsView
+from bot.services import rollups
 from storage.db import transaction
-from storage.tables import CaseRow, EventRow, ReplyRow, utcnow
+from storage.tables import CaseRow, DailyCountRow, utcnow
 
-PERIODS = {"today": None, "7d": timedelta(days=7), "30d": timedelta(days=30)}
+PERIODS = {"today": 1, "7d": 7, "30d": 30}
+"""Days in each period, today included."""
+
+DAILY = DailyCountRow.__table__  # type: ignore[attr-defined]
+CASES = CaseRow.__table__  # type: ignore[attr-defined]
+PEOPLE = (rollups.PERSON_CLAIM, rollups.PERSON_REPLY, rollups.PERSON_RESOLVE)
+
+
+def period_days(period: str, now: datetime) -> tuple[date, date]:
+    """The first and last UTC day of the period."""
+    if period not in PERIODS:
+        raise InvalidInput(f"Unknown period {period!r}: use today, 7d or 30d.")
+    today = rollups.day_of(now)
+    return today - timedelta(days=PERIODS[period] - 1), today
 
 
 def period_start(period: str, now: datetime) -> datetime:
-    if period not in PERIODS:
-        raise InvalidInput(f"Unknown period {period!r}: use today, 7d or 30d.")
-    span = PERIODS[period]
-    if span is None:
-        return now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return now - span
-
-
-def _percentile(session: Session, column: Any, where: list[ColumnElement[bool]], fraction: float) -> float | None:
-    count = session.exec(select(func.count()).select_from(CaseRow).where(*where, column.is_not(None))).one()
-    if not count:
-        return None
-    offset = min(count - 1, int(fraction * (count - 1) + 0.5))
-    value = session.exec(
-        select(column).where(*where, column.is_not(None)).order_by(column).offset(offset).limit(1)
-    ).one()
-    return float(value)
+    """Midnight UTC of the period's first day."""
+    first, _ = period_days(period, now)
+    return datetime.combine(first, time(), tzinfo=UTC)
 
 
 def compute(session: Session, period: str = "today", *, now: datetime | None = None) -> StatsView:
     now = now or utcnow()
-    since = period_start(period, now)
-    opened = [col(CaseRow.opened_at) >= since]
-    by_platform_kind = [
-        (platform, kind, count)
-        for platform, kind, count in session.exec(
-            select(CaseRow.platform, CaseRow.kind, func.count())
-            .where(*opened).group_by(col(CaseRow.platform), col(CaseRow.kind))
-            .order_by(func.count().desc())
-        )
-    ]
-    new = sum(count for _, _, count in by_platform_kind)
-    answered = session.exec(
-        select(func.count()).select_from(CaseRow).where(*opened, col(CaseRow.first_response_at).is_not(None))
-    ).one()
-    status_counts = dict(session.exec(
-        select(CaseRow.status, func.count()).where(col(CaseRow.status) != Status.RESOLVED)
-        .group_by(col(CaseRow.status))
-    ).all())
-    resolved_in = [col(CaseRow.resolved_at) >= since]
-    resolved = session.exec(select(func.count()).select_from(CaseRow).where(*resolved_in)).one()
-    escalated = session.exec(
-        select(func.count(func.distinct(EventRow.case_id)))
-        .where(col(EventRow.at) >= since, EventRow.action == Action.ESCALATE)
-    ).one()
-    response_col = col(CaseRow.first_response_s)
-    first_p50 = _percentile(session, response_col, opened, 0.5)
-    first_p90 = _percentile(session, response_col, opened, 0.9)
-    resolution_p50 = _percentile(session, col(CaseRow.resolution_s), resolved_in, 0.5)
+    first, last = period_days(period, now)
+    in_period = (DAILY.c.day >= first, DAILY.c.day <= last)
+    connection = session.connection()
 
-    people: dict[str, list[object]] = {}
-    for actor, name, action, count in session.exec(
-        select(EventRow.actor, func.max(EventRow.actor_name), EventRow.action, func.count())
-        .where(col(EventRow.at) >= since, col(EventRow.actor).is_not(None),
-               col(EventRow.action).in_((Action.CLAIM, Action.TAKE_OVER, Action.RESOLVE)))
-        .group_by(col(EventRow.actor), col(EventRow.action))
+    totals: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
+    for metric, dim1, dim2, value in connection.execute(
+        select(DAILY.c.metric, DAILY.c.dim1, DAILY.c.dim2, func.sum(DAILY.c.value))
+        .where(*in_period).group_by(DAILY.c.metric, DAILY.c.dim1, DAILY.c.dim2)
     ):
-        entry = people.setdefault(actor or "", [name or actor, 0, 0, 0])
-        entry[3 if action == Action.RESOLVE else 1] = int(entry[3 if action == Action.RESOLVE else 1]) + count  # type: ignore[call-overload]
-    for author, name, count in session.exec(
-        select(ReplyRow.author, func.max(ReplyRow.author_name), func.count())
-        .where(col(ReplyRow.sent_at) >= since, ReplyRow.status == "sent", ReplyRow.kind == "reply")
-        .group_by(col(ReplyRow.author))
-    ):
-        entry = people.setdefault(author or "", [name or author, 0, 0, 0])
-        entry[2] = count
+        totals[metric][(dim1, dim2)] = int(value)
+    # A person's name: the label of their latest day in the period (the last row wins). Within a day the
+    # order is fixed by metric, not by row id, so a rebuild (new ids) shows the same name.
+    names = {dim1: label for dim1, label in connection.execute(
+        select(DAILY.c.dim1, DAILY.c.label)
+        .where(*in_period, DAILY.c.metric.in_(PEOPLE), DAILY.c.label.is_not(None))
+        .order_by(DAILY.c.day, DAILY.c.metric)
+    )}
+    now_counts = {status: int(count) for status, count in connection.execute(
+        select(CASES.c.status, func.count()).where(CASES.c.status.in_([Status.OPEN, Status.CLAIMED]))
+        .group_by(CASES.c.status)
+    )}
+
+    def total(metric: str) -> int:
+        return sum(totals[metric].values())
+
+    def buckets(metric: str) -> dict[int, int]:
+        return {int(index): n for (index, _), n in totals[metric].items() if index.isdigit()}
+
+    by_platform_kind = sorted(
+        ((platform, kind, n) for (platform, kind), n in totals[rollups.NEW].items() if n),
+        key=lambda row: (-row[2], row[0], row[1]),
+    )
+    new, answered = total(rollups.NEW), total(rollups.ANSWERED)
+    people: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for position, metric in enumerate(PEOPLE):
+        for (user, _), n in totals[metric].items():
+            if user:
+                people[user][position] += n
     per_person = sorted(
-        ((uid, str(v[0]), int(v[1]), int(v[2]), int(v[3])) for uid, v in people.items()),  # type: ignore[call-overload]
+        ((user, names.get(user) or user, claims, replies, resolves)
+         for user, (claims, replies, resolves) in people.items()),
         key=lambda row: (-(row[2] + row[3] + row[4]), row[1]),
     )
+    first_response = buckets(rollups.FIRST_RESPONSE)
     return StatsView(
-        period=period, since=since, new=new, open_now=int(status_counts.get(Status.OPEN, 0)),
-        claimed_now=int(status_counts.get(Status.CLAIMED, 0)), resolved=resolved, escalated=escalated,
-        by_platform_kind=by_platform_kind, first_response_median_s=first_p50, first_response_p90_s=first_p90,
-        resolution_median_s=resolution_p50, response_rate=(answered / new) if new else None,
-        per_person=per_person,
+        period=period, since=period_start(period, now), new=new, open_now=now_counts.get(Status.OPEN, 0),
+        claimed_now=now_counts.get(Status.CLAIMED, 0), resolved=total(rollups.RESOLVED),
+        escalated=total(rollups.ESCALATED), by_platform_kind=by_platform_kind,
+        first_response_median_s=rollups.percentile(first_response, 0.5),
+        first_response_p90_s=rollups.percentile(first_response, 0.9),
+        resolution_median_s=rollups.percentile(buckets(rollups.RESOLUTION), 0.5),
+        response_rate=(answered / new) if new else None, per_person=per_person,
     )
 
 

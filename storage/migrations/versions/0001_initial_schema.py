@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 06:04:16.121123
+Create Date: 2026-12-02 06:41:46.109224
 """
 
 from __future__ import annotations
@@ -60,6 +60,17 @@ def upgrade() -> None:
     sa.Column('value', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('name')
+    )
+    op.create_table('daily_counts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('metric', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('dim1', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('dim2', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('value', sa.Integer(), nullable=False),
+    sa.Column('label', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('day', 'metric', 'dim1', 'dim2', name='uq_daily_count')
     )
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -207,6 +218,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_outbox_case_id'))
 
     op.drop_table('outbox')
+    op.drop_table('daily_counts')
     op.drop_table('cursors')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_status')
