@@ -50,7 +50,7 @@ def mastodon() -> Iterator[FakeMastodon]:
         yield fake
 
 
-def test_config(mastodon_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+def bot_config(mastodon_url: str | None = None, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "slack": {"channel": "C0CASES", "escalation_channel": "C0ESC", "oncall": "U0CAROL"},
         "routes": [{"when": {"platform": "mastodon", "kind": "dm"}, "channel": "C0DMS"}],
@@ -93,10 +93,11 @@ class Bot:
         return await self.slack.wait_for_async(find)
 
 
-async def start_bot(database_url: str, fake_slack: FakeSlack, config: dict[str, Any]) -> tuple[Runtime, httpx.AsyncClient]:
+async def start_bot(database_url: str, fake_slack: FakeSlack, config: dict[str, Any], *,
+                    slack_pace: float = 0.02) -> tuple[Runtime, httpx.AsyncClient]:
     settings = Settings(database_url=database_url, slack_bot_token="xoxb-test", slack_signing_secret=SIGNING_SECRET,
                         slack_api_url=fake_slack.url)
-    runtime = build(settings, config_from_mapping(config), ENV, slack_pace=0.02)
+    runtime = build(settings, config_from_mapping(config), ENV, slack_pace=slack_pace)
     await runtime.start()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.web), base_url="http://bot.test")
     return runtime, http
@@ -104,7 +105,7 @@ async def start_bot(database_url: str, fake_slack: FakeSlack, config: dict[str, 
 
 @pytest.fixture
 async def bot(database_url: str, fake_slack: FakeSlack, mastodon: FakeMastodon) -> AsyncIterator[Bot]:
-    runtime, http = await start_bot(database_url, fake_slack, test_config(mastodon.url))
+    runtime, http = await start_bot(database_url, fake_slack, bot_config(mastodon.url))
     try:
         yield Bot(runtime, http, fake_slack)
     finally:

@@ -165,7 +165,7 @@ async def test_slack_rate_limit_is_honoured_and_the_card_still_updates(bot: Bot)
 
 
 async def test_resolving_schedules_a_check_in_that_survives_a_restart(bot: Bot, receiver: FakeReceiver) -> None:
-    from tests.conftest import start_bot, test_config
+    from tests.conftest import bot_config, start_bot
 
     card = await new_card(bot, reply_url=receiver.url + "/r")
     await bot.alice.click(card, "case.resolve", channel="C0CASES")
@@ -176,7 +176,7 @@ async def test_resolving_schedules_a_check_in_that_survives_a_restart(bot: Bot, 
     await bot.runtime.stop()  # down before the check-in is due (1s)
     bot.runtime.engine.dispose()
     await asyncio.sleep(1.2)
-    runtime, http = await start_bot(url, bot.slack, test_config())
+    runtime, http = await start_bot(url, bot.slack, bot_config())
     try:
         def prompt() -> dict[str, Any] | None:
             return next((m for m in bot.slack.replies("C0CASES", card["ts"]) if find_action(m, "followup.send")), None)

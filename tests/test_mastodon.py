@@ -18,7 +18,7 @@ from adapters.mastodon.source import CURSOR
 from storage.db import make_engine
 from storage.tables import CaseRow, CursorRow
 from tests.conftest import Bot, start_bot
-from tests.conftest import test_config as bot_config
+from tests.conftest import bot_config as bot_config
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.slack_api import FakeSlack
 from tests.kit.slack import SlackUser, find_action, shown

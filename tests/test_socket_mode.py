@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from app import Runtime, build, connect_socket_mode
 from bot.config import Settings, config_from_mapping
 from tests.conftest import ENV, Bot
-from tests.conftest import test_config as bot_config
+from tests.conftest import bot_config as bot_config
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_socket import FakeSocketMode
 from tests.kit.slack import TEAM, block_action, find_action, signed_headers

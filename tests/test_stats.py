@@ -28,7 +28,7 @@ from bot.services.sending import SendHandler
 from bot.services.stats import compute
 from storage.db import make_engine, migrate, transaction
 from storage.tables import CaseRow, DailyCountRow, OutboxRow, ReplyRow
-from tests.conftest import test_config as config_for_tests
+from tests.conftest import bot_config as config_for_tests
 
 ALICE = Actor("U0ALICE", "Alice")
 BOB = Actor("U0BOB", "Bob")

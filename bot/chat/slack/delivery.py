@@ -49,21 +49,24 @@ def to_send_error(error: SlackApiError) -> SendError:
 
 
 class Pacer:
-    """About one message per second per channel, Slack's documented posting pace."""
+    """About one message per second per channel, Slack's documented posting pace.
 
-    def __init__(self, interval: float) -> None:
+    Posters to one channel queue on its lock; the one at the head sleeps until its slot and, if Slack
+    asked everyone to wait (a 429), until that pause is over, so a pause never releases a burst.
+    """
+
+    def __init__(self, interval: float, paused_until: Callable[[], float]) -> None:
         self._interval = interval
+        self._paused_until = paused_until
         self._next: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def wait(self, channel: str) -> None:
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:
-            now = time.monotonic()
-            ready = self._next.get(channel, now)
-            if ready > now:
-                await asyncio.sleep(ready - now)
-            self._next[channel] = max(now, ready) + self._interval
+            while (delay := max(self._next.get(channel, 0.0), self._paused_until()) - time.monotonic()) > 0:  # noqa: ASYNC110 - a deadline that a 429 may move
+                await asyncio.sleep(delay)
+            self._next[channel] = time.monotonic() + self._interval
 
 
 class SlackDelivery:
@@ -71,17 +74,28 @@ class SlackDelivery:
         self._client = client
         self._services = services
         self._config = config
-        self._pacer = Pacer(pace)
+        self._paused_until = 0.0
+        self._pacer = Pacer(pace, lambda: self._paused_until)
 
     def handlers(self) -> dict[str, Handler]:
         return {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
                 Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt}
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        """One Web API call. A 429 pauses every call for its Retry-After, not just the row that met it:
+        Slack's limits are per method and workspace, so the next row would only be refused too."""
+        await self._wait_out_pause()
         try:
             return await method(**kwargs)
         except SlackApiError as error:
-            raise to_send_error(error) from None
+            failure = to_send_error(error)
+            if failure.retry_after:
+                self._paused_until = max(self._paused_until, time.monotonic() + failure.retry_after)
+            raise failure from None
+
+    async def _wait_out_pause(self) -> None:
+        while (wait := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110 - a deadline, moved by 429s
+            await asyncio.sleep(wait)
 
     async def _post(self, row: OutboxRow, *, channel: str, text: str, blocks: list[dict[str, Any]],
                     thread_ts: str | None = None) -> str:
