@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
@@ -78,21 +78,26 @@ def _outbox(case_id: int, effect: str, now: datetime, **payload: Any) -> dict[st
 class _Statements:
     """Built once per dialect: values come as parameters, so SQLAlchemy compiles each statement once."""
 
-    open_case: Any
-    find_case: Any
-    add_item: Any
+    open_cases: Any
+    find_cases: Any
+    add_items: Any
+    touch_cases: Any
 
     @classmethod
     def get(cls, dialect: str) -> _Statements:
         if dialect not in _STATEMENTS:
             insert = pg_insert if dialect == "postgresql" else sqlite_insert
             _STATEMENTS[dialect] = cls(
-                open_case=insert(CASES).on_conflict_do_nothing(index_elements=["platform", "conversation"])
-                .returning(CASES.c.id),
-                find_case=select(CASES.c.id, CASES.c.status, CASES.c.owner, CASES.c.reopened, CASES.c.cycle)
-                .where(CASES.c.platform == bindparam("p"), CASES.c.conversation == bindparam("c")).with_for_update(),
-                add_item=insert(ITEMS).on_conflict_do_nothing(index_elements=["platform", "platform_id"])
-                .returning(ITEMS.c.id),
+                open_cases=insert(CASES).on_conflict_do_nothing(index_elements=["platform", "conversation"])
+                .returning(CASES.c.id, CASES.c.platform, CASES.c.conversation),
+                find_cases=select(CASES.c.id, CASES.c.platform, CASES.c.conversation, CASES.c.status,
+                                  CASES.c.owner, CASES.c.reopened, CASES.c.cycle)
+                .where(tuple_(CASES.c.platform, CASES.c.conversation).in_(bindparam("keys", expanding=True)))
+                .order_by(CASES.c.id).with_for_update(),
+                add_items=insert(ITEMS).on_conflict_do_nothing(index_elements=["platform", "platform_id"])
+                .returning(ITEMS.c.id, ITEMS.c.platform, ITEMS.c.platform_id),
+                touch_cases=update(CASES).where(CASES.c.id == bindparam("case_id"))
+                .values(last_message_at=bindparam("now"), updated_at=bindparam("now")),
             )
         return _STATEMENTS[dialect]
 
@@ -118,65 +123,89 @@ class _Writes:
         self.events, self.outbox, self.counts = [], [], Counter()
 
 
-def ingest_one(session: Session, item: Item, *, config: Config, writes: _Writes | None = None) -> Accepted:
-    """One item in the caller's transaction. A duplicate changes nothing (its writes are undone).
+def ingest_one(session: Session, item: Item, *, config: Config) -> Accepted:
+    """One item in the caller's transaction. A duplicate changes nothing."""
+    return ingest_many(session, [item], config=config)[0]
 
-    With `writes`, the audit event and outbox rows are collected for the caller to flush before commit.
+
+def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[Accepted]:
+    """Items in the caller's transaction, in order, with a handful of statements whatever their number.
+
+    Cases are opened with one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`, the rest found
+    (and locked) with one `SELECT`; items are inserted the same way: an item the database did not
+    return is a duplicate and changes nothing (a case opened only for duplicates is deleted again).
     """
-    own = writes is None
-    writes = writes or _Writes()
+    if not items:
+        return []
     connection = session.connection()
     sql = _Statements.get(connection.dialect.name)
     now = utcnow()
-    conversation = _conversation(connection, item)
-    created = connection.execute(sql.open_case, {
-        "platform": item.platform, "conversation": conversation, "kind": item.kind, "status": Status.OPEN,
-        "channel": config.channel_for(platform=item.platform, kind=item.kind), "customer_id": item.author.id,
-        "customer_name": item.author.name, "customer_handle": item.author.handle,
-        "customer_followers": item.author.followers, "escalated": False, "reopened": 0, "cycle": 0,
-        "opened_at": now, "last_message_at": now, "updated_at": now,
-    }).scalar()
-    case = None
-    if created is None:
-        case = connection.execute(sql.find_case, {"p": item.platform, "c": conversation}).one()
-    case_id = int(created if created is not None else case.id)  # type: ignore[union-attr]
-    inserted = connection.execute(sql.add_item, {
-        "case_id": case_id, "platform": item.platform, "platform_id": item.platform_id, "direction": "in",
-        "kind": item.kind, "author_id": item.author.id, "author_name": item.author.name,
-        "author_handle": item.author.handle, "author_followers": item.author.followers, "text": item.text,
-        "url": item.url, "rating": item.rating, "reply_to": dict(item.reply_to), "raw": dict(item.raw),
-        "created_at": _utc(item.created_at), "received_at": now,
-    }).scalar()
-    if inserted is None:
-        if created is not None:  # a repeated item under a new conversation key opens nothing
-            connection.execute(CASES.delete().where(CASES.c.id == case_id))
-        return Accepted(platform_id=item.platform_id, case_id=None if created else case_id, duplicate=True)
+    keys = [(item.platform, _conversation(connection, item)) for item in items]
+    first_of_key: dict[tuple[str, str], Item] = {}
+    for item, key in zip(items, keys, strict=True):
+        first_of_key.setdefault(key, item)
+    opened = {(row.platform, row.conversation): int(row.id) for row in connection.execute(sql.open_cases, [
+        {"platform": platform, "conversation": conversation, "kind": item.kind, "status": Status.OPEN,
+         "channel": config.channel_for(platform=platform, kind=item.kind), "customer_id": item.author.id,
+         "customer_name": item.author.name, "customer_handle": item.author.handle,
+         "customer_followers": item.author.followers, "escalated": False, "reopened": 0, "cycle": 0,
+         "opened_at": now, "last_message_at": now, "updated_at": now}
+        for (platform, conversation), item in first_of_key.items()
+    ])}
+    existing = {(row.platform, row.conversation): row for row in connection.execute(
+        sql.find_cases, {"keys": [key for key in first_of_key if key not in opened]})} \
+        if len(opened) < len(first_of_key) else {}
+    case_of = {key: opened.get(key) or int(existing[key].id) for key in first_of_key}
+    stored = {(row.platform, row.platform_id): int(row.id) for row in connection.execute(sql.add_items, [
+        {"case_id": case_of[key], "platform": item.platform, "platform_id": item.platform_id, "direction": "in",
+         "kind": item.kind, "author_id": item.author.id, "author_name": item.author.name,
+         "author_handle": item.author.handle, "author_followers": item.author.followers, "text": item.text,
+         "url": item.url, "rating": item.rating, "reply_to": dict(item.reply_to), "raw": dict(item.raw),
+         "created_at": _utc(item.created_at), "received_at": now}
+        for item, key in zip(items, keys, strict=True)
+    ])}
 
-    if case is None:
-        writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
+    writes = _Writes()
+    results: list[Accepted] = []
+    has_messages: set[int] = set()
+    touched: set[int] = set()
+    resolved = {int(row.id): row for row in existing.values() if row.status == Status.RESOLVED}
+    for item, key in zip(items, keys, strict=True):
+        case_id = case_of[key]
+        if stored.pop((item.platform, item.platform_id), None) is None:  # not stored, or stored for a twin
+            results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=True))
+            continue
+        if key in opened and case_id not in has_messages:
+            has_messages.add(case_id)
+            writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
+            writes.outbox.append(_outbox(case_id, Effect.CARD, now))
+            writes.counts[(rollups.day_of(now), "new", item.platform, str(item.kind))] += 1
+            results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False))
+            continue
+        has_messages.add(case_id)
+        row = resolved.pop(case_id, None)  # a second message in this batch finds the case open again
+        reopened = row is not None
+        if row is not None:
+            connection.execute(update(CASES).where(CASES.c.id == case_id).values(
+                status=Status.CLAIMED if row.owner else Status.OPEN, reopened=row.reopened + 1,
+                cycle=row.cycle + 1, resolved_at=None))
+            cancel_followups(session, case_id)
+        touched.add(case_id)
+        action = Action.REOPEN if reopened else Action.MESSAGE
+        detail = {"reason": "customer wrote again"} if reopened else {}
+        writes.events.append(_event(case_id, action, now, platform_id=item.platform_id, **detail))
+        prefix = "Reopened: the customer wrote again" if reopened else "New message from the customer"
         writes.outbox.append(_outbox(case_id, Effect.CARD, now))
-        writes.counts[(rollups.day_of(now), "new", item.platform, str(item.kind))] += 1
-        if own:
-            writes.flush(session)
-        return Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False)
-
-    reopened = case.status == Status.RESOLVED
-    changes: dict[str, Any] = {"last_message_at": now, "updated_at": now}
-    if reopened:
-        changes.update(status=Status.CLAIMED if case.owner else Status.OPEN, reopened=case.reopened + 1,
-                       cycle=case.cycle + 1, resolved_at=None)
-    connection.execute(update(CASES).where(CASES.c.id == case_id).values(**changes))
-    if reopened:
-        cancel_followups(session, case_id)
-    action = Action.REOPEN if reopened else Action.MESSAGE
-    detail = {"reason": "customer wrote again"} if reopened else {}
-    writes.events.append(_event(case_id, action, now, platform_id=item.platform_id, **detail))
-    prefix = "Reopened: the customer wrote again" if reopened else "New message from the customer"
-    writes.outbox.append(_outbox(case_id, Effect.CARD, now))
-    writes.outbox.append(_outbox(case_id, Effect.THREAD, now, text=prefix + ":", quote=item.text, url=item.url))
-    if own:
-        writes.flush(session)
-    return Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False, reopened=reopened)
+        writes.outbox.append(_outbox(case_id, Effect.THREAD, now, text=prefix + ":", quote=item.text, url=item.url))
+        results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False, reopened=reopened))
+    if touched:
+        connection.execute(sql.touch_cases, [{"case_id": case_id, "now": now} for case_id in sorted(touched)])
+    orphans = [case_id for key, case_id in opened.items() if case_id not in has_messages]
+    if orphans:  # opened for repeated items under a new conversation key: nothing is opened after all
+        connection.execute(CASES.delete().where(CASES.c.id.in_(orphans)))
+        results = [r if r.case_id not in orphans else Accepted(r.platform_id, None, True) for r in results]
+    writes.flush(session)
+    return results
 
 
 def cancel_followups(session: Session, case_id: int | None) -> None:
@@ -201,9 +230,7 @@ def ingest(
     retried in a transaction of its own so that one bad item never holds back the others."""
     try:
         with transaction(engine) as session:
-            writes = _Writes()
-            results = [ingest_one(session, item, config=config, writes=writes) for item in items]
-            writes.flush(session)
+            results = ingest_many(session, items, config=config)
             if cursor is not None:
                 save_cursor(session, *cursor)
             return results
