@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -207,8 +207,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     mode = "Socket Mode" if settings.slack_app_token else f"HTTP mode on port {settings.port} (POST /slack/events)"
     log.info("SocialOps starting: Slack %s, database %s", mode, runtime.engine.url.render_as_string())
-    asyncio.run(_serve(settings, runtime))
+    run_async(_serve(settings, runtime))
     return 0
+
+
+def run_async(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where it is installed (a dependency except on Windows), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 if __name__ == "__main__":

@@ -226,7 +226,9 @@ def main() -> None:
             profiler.disable()
             profiler.dump_stats(args.profile)
     else:
-        asyncio.run(serve(app))
+        from app import run_async
+
+        run_async(serve(app))  # the event loop the product runs on (app.main)
 
 
 if __name__ == "__main__":
