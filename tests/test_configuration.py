@@ -18,7 +18,23 @@ def test_the_shipped_example_is_valid_and_routes_mastodon_dms() -> None:
     assert config.channel_for(platform="mastodon", kind="dm") == "C0DMS"
     assert config.channel_for(platform="mastodon", kind="mention") == "C0CASES"
     assert config.followups[0].after == 86400
+    assert config.sources.generic is not None and config.sources.mastodon is None  # Mastodon: opt in
+
+
+def test_the_example_with_mastodon_uncommented_is_valid(tmp_path: Path) -> None:
+    text = (ROOT / "socialops.example.yml").read_text()
+    lines = []
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("# mastodon:", "#   base_url", "#   token_env", "#   poll_every", "#   max_length")):
+            indent = line[: len(line) - len(stripped)]
+            line = indent + stripped[2:]
+        lines.append(line)
+    enabled = "\n".join(lines)
+    (tmp_path / "with-mastodon.yml").write_text(enabled)
+    config = load_config(tmp_path / "with-mastodon.yml")
     assert config.sources.mastodon is not None and config.sources.mastodon.poll_every == 30
+    assert config.sources.mastodon.base_url == "https://mastodon.example"
 
 
 @pytest.mark.parametrize(("change", "message"), [
