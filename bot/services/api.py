@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.config import Config
 from bot.core.model import Item
@@ -23,7 +23,7 @@ from bot.services.cases import Actor
 from bot.services.ingest import Accepted, IngestBatcher, ingest, load_cursor
 from bot.services.records import load_case
 from storage.db import transaction
-from storage.tables import ChatRefRow, FollowupRow, ReplyRow
+from storage.tables import ChatRefRow, FollowupRow
 
 T = TypeVar("T")
 
@@ -153,13 +153,6 @@ class Services:
 
     async def followup(self, followup_id: int) -> FollowupRow | None:
         return await self.read(lambda s: s.get(FollowupRow, followup_id))
-
-    async def reply_row(self, reply_id: int) -> ReplyRow | None:
-        return await self.read(lambda s: s.get(ReplyRow, reply_id))
-
-    async def case_replies(self, case_id: int) -> list[ReplyRow]:
-        return await self.read(lambda s: list(s.exec(
-            select(ReplyRow).where(ReplyRow.case_id == case_id).order_by(col(ReplyRow.id)))))
 
 
 def save_chat_ref(session: Session, *, case_id: int, desk: str, purpose: str, key: str, conversation: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -154,6 +154,3 @@ class FollowupScheduler:
         if missing:
             log.info("re-scheduling %d follow-up(s) missing from the job store", len(missing))
             self.schedule(missing)
-
-    def jobs(self) -> list[tuple[str, datetime]]:
-        return [(job.id, job.next_run_time) for job in self._scheduler.get_jobs()]

@@ -169,10 +169,3 @@ class Outbox:
                 log.warning("outbox %s for case %s: retry in %.1fs: %s", row.effect, row.case_id, delay, message)
             session.add(stored)
         self._held.discard(row.id or 0)
-
-
-def pending(engine: Engine) -> int:
-    from sqlmodel import func
-
-    with transaction(engine) as session:
-        return session.exec(select(func.count()).select_from(OutboxRow).where(col(OutboxRow.done).is_(False))).one()
