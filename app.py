@@ -103,7 +103,7 @@ class Runtime:
 
 
 def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
-          slack_pace: float | None = None) -> Runtime:
+          slack_pace: float | None = None, scheduler_look_every: float = 15.0) -> Runtime:
     env = os.environ if env is None else env
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -123,7 +123,7 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
         mastodon_client = MastodonClient(http=http, base_url=mastodon.base_url, token=token)
         senders["mastodon"] = MastodonSender(client=mastodon_client, max_length=mastodon.max_length)
 
-    scheduler = followups.FollowupScheduler(engine=engine)
+    scheduler = followups.FollowupScheduler(engine=engine, look_every=scheduler_look_every)
     services = Services(engine=engine, config=config, senders=senders, scheduler=scheduler)
     if config.sources.generic is not None:
         webhooks["generic"] = generic_webhook(secret=senders["generic"]._secret,  # type: ignore[attr-defined]

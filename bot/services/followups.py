@@ -117,22 +117,35 @@ def scheduled(engine: Engine) -> list[FollowupRow]:
                                  .order_by(col(FollowupRow.due_at))))
 
 
-class FollowupScheduler:
-    """APScheduler with a persistent SQL job store; jobs are plain references plus (id, cycle)."""
+def _wake() -> None:
+    """Nothing: the scheduler re-reads the shared job store each time it wakes."""
 
-    def __init__(self, *, engine: Engine) -> None:
+
+class FollowupScheduler:
+    """APScheduler with a persistent SQL job store; jobs are plain references plus (id, cycle).
+
+    Several copies share the job store. APScheduler only looks at the store when a job it knows of is
+    due, so a copy also wakes every `look_every` seconds (an in-memory job): check-ins scheduled by a
+    copy that stopped are then run by another. A check-in fired by two copies acts once (`due`)."""
+
+    def __init__(self, *, engine: Engine, look_every: float = 15.0) -> None:
+        from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         self._scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs"),
+                       "local": MemoryJobStore()},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
         self._engine = engine
+        self._look_every = look_every
 
     def start(self) -> None:
         self._scheduler.start()
+        self._scheduler.add_job(_wake, trigger="interval", seconds=self._look_every, jobstore="local",
+                                id="look-at-the-shared-job-store", replace_existing=True)
         self.reconcile()
 
     def shutdown(self) -> None:
