@@ -37,7 +37,7 @@ from bot.services.outbox import Outbox
 from bot.services.records import Effect
 from bot.services.sending import SendHandler
 from bot.web import build_web
-from storage.db import is_postgres, make_engine, migrate
+from storage.db import Leadership, is_postgres, make_engine, migrate
 
 log = logging.getLogger("socialops")
 
@@ -64,6 +64,7 @@ class Runtime:
     web: Starlette
     http: httpx.AsyncClient
     pollers: list[MastodonPoller] = field(default_factory=list)
+    leaders: list[Leadership] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -97,6 +98,8 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.to_thread(self.outbox.hand_back)
+        for leader in self.leaders:
+            await asyncio.to_thread(leader.release)
         await self.http.aclose()
         if self.slack.session is not None:
             await self.slack.session.close()
@@ -128,9 +131,16 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     if config.sources.generic is not None:
         webhooks["generic"] = generic_webhook(secret=senders["generic"]._secret,  # type: ignore[attr-defined]
                                               accept=services.accept)
+    leaders: list[Leadership] = []
     if mastodon_client is not None and config.sources.mastodon is not None:
+        leader = Leadership(engine, "poll:mastodon")
+        leaders.append(leader)
+
+        async def may_poll() -> bool:
+            return await asyncio.to_thread(leader.acquire)
+
         pollers.append(MastodonPoller(client=mastodon_client, ingest=services.ingest, load_cursor=services.cursor,
-                                      every=config.sources.mastodon.poll_every))
+                                      every=config.sources.mastodon.poll_every, may_poll=may_poll))
 
     client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
                             AsyncWebClient.BASE_URL, retry_handlers=[])
@@ -161,7 +171,7 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     use_http = not settings.slack_app_token
     web = build_web(engine=engine, slack=slack_events if use_http else None, webhooks=webhooks, lifespan=lifespan)
     runtime = Runtime(engine=engine, config=config, services=services, outbox=outbox, scheduler=scheduler,
-                      bolt=bolt, desk=desk, slack=client, web=web, http=http, pollers=pollers)
+                      bolt=bolt, desk=desk, slack=client, web=web, http=http, pollers=pollers, leaders=leaders)
     runtime_box.append(runtime)
     return runtime
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,3 +87,41 @@ def ping(engine: Engine) -> bool:
         return True
     except Exception:
         return False
+
+
+class Leadership:
+    """One copy at a time does `name` (for example polling a platform): a PostgreSQL advisory lock held
+    on a connection of its own, so it is released when the holder stops or dies. On SQLite there is one
+    process, which always leads."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
+        self._key = int.from_bytes(hashlib.sha256(f"socialops:{name}".encode()).digest()[:8], "big", signed=True)
+        self._connection: Connection | None = None
+
+    def acquire(self) -> bool:
+        """True while this copy leads; tries to take the lead when it does not."""
+        if not is_postgres(self._engine):
+            return True
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                return True
+            except Exception:
+                self.release()  # the connection died, and the lock with it
+        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}).scalar():
+            self._connection = connection
+            return True
+        connection.close()
+        return False
+
+    def release(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            except Exception:
+                pass  # a dead connection holds nothing
+            finally:
+                self._connection.close()
+                self._connection = None

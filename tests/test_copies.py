@@ -45,3 +45,25 @@ async def test_a_check_in_scheduled_by_a_stopped_copy_is_run_by_the_other(
         await second_http.aclose()
         await second.stop()
         second.engine.dispose()
+
+
+def test_one_copy_at_a_time_leads_and_a_stopped_leader_hands_over(database_url: str) -> None:
+    from storage.db import Leadership, is_postgres, make_engine
+
+    engine = make_engine(database_url)
+    try:
+        first, second = Leadership(engine, "poll:mastodon"), Leadership(engine, "poll:mastodon")
+        other = Leadership(engine, "poll:bluesky")
+        assert first.acquire() and first.acquire()  # stays the leader
+        if is_postgres(engine):
+            assert not second.acquire(), "two copies polling at once"
+            assert other.acquire(), "another source has its own leader"
+            first.release()
+            assert second.acquire(), "the lead passes on when the leader stops"
+        else:
+            assert second.acquire()  # SQLite: one process, which always leads
+        for lock in (first, second, other):
+            lock.release()
+    finally:
+        engine.dispose()
+

@@ -18,6 +18,7 @@ CURSOR = "mastodon:notifications"
 
 Ingest = Callable[..., Awaitable[list[Accepted]]]
 LoadCursor = Callable[[str], Awaitable[str | None]]
+MayPoll = Callable[[], Awaitable[bool]]
 
 
 class MastodonSender:
@@ -46,13 +47,14 @@ class MastodonSender:
 
 class MastodonPoller:
     def __init__(self, *, client: MastodonClient, ingest: Ingest, load_cursor: LoadCursor, every: float,
-                 brand_acct: str = "") -> None:
+                 brand_acct: str = "", may_poll: MayPoll | None = None) -> None:
         self._client = client
         self._ingest = ingest
         self._load_cursor = load_cursor
         self._every = every
         self._brand = brand_acct
         self._stopping = asyncio.Event()
+        self._may_poll = may_poll
 
     def stop(self) -> None:
         self._stopping.set()
@@ -60,7 +62,8 @@ class MastodonPoller:
     async def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                await self.poll_once()
+                if self._may_poll is None or await self._may_poll():  # several copies: one polls
+                    await self.poll_once()
             except SendError as error:
                 log.warning("Mastodon poll failed: %s", error.message)
             except Exception:
