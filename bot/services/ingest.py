@@ -179,7 +179,7 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
             has_messages.add(case_id)
             writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
             writes.outbox.append(_outbox(case_id, Effect.CARD, now))
-            writes.counts[(rollups.day_of(now), "new", item.platform, str(item.kind))] += 1
+            writes.counts[(rollups.day_of(now), rollups.NEW, item.platform, str(item.kind))] += 1
             results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False))
             continue
         has_messages.add(case_id)
