@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import aliased
@@ -80,14 +81,7 @@ class Outbox:
     def hand_back(self) -> int:
         """After a stop: rows leased but not finished are due again at once, for this or another copy."""
         held, self._held = list(self._held), set()
-        if not held:
-            return 0
-        with transaction(self._engine) as session:
-            for row in session.exec(select(OutboxRow).where(col(OutboxRow.id).in_(held))):
-                if not row.done:
-                    row.locked_until = None
-                    session.add(row)
-        return len(held)
+        return self._unlock(col(OutboxRow.id).in_(held)) if held else 0
 
     def _lease(self) -> list[OutboxRow]:
         now = utcnow()
@@ -134,9 +128,12 @@ class Outbox:
 
     def release_leases(self) -> int:
         """At start on SQLite (one process owns the file): rows a killed process had claimed are due now."""
+        return self._unlock(col(OutboxRow.locked_until).is_not(None))
+
+    def _unlock(self, *which: Any) -> int:
+        """Undone rows matching `which` become due again at once; returns how many."""
         with transaction(self._engine) as session:
-            rows = list(session.exec(select(OutboxRow).where(
-                col(OutboxRow.done).is_(False), col(OutboxRow.locked_until).is_not(None))))
+            rows = list(session.exec(select(OutboxRow).where(col(OutboxRow.done).is_(False), *which)))
             for row in rows:
                 row.locked_until = None
                 session.add(row)
