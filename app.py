@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sys
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
 import httpx
@@ -22,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from adapters.generic.client import GenericSender
 from adapters.generic.webhook import generic_webhook
@@ -55,6 +58,14 @@ def _secret(env: Mapping[str, str], name: str, key: str) -> str:
     return value
 
 
+class Hook(Protocol):
+    """Something that runs beside the bot in the same process (the sandbox), started last, stopped first."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class Runtime:
     """Everything one process runs; `web` is the ASGI app, started and stopped by its lifespan."""
@@ -72,6 +83,7 @@ class Runtime:
     pollers: list[MastodonPoller] = field(default_factory=list)
     leaders: list[Leadership] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    hooks: Sequence[Hook] = ()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -91,9 +103,13 @@ class Runtime:
         self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
         for poller in self.pollers:
             self.tasks.append(asyncio.create_task(poller.run(), name="poller"))
+        for hook in self.hooks:
+            await hook.start()
 
     async def stop(self) -> None:
         """Graceful: deliveries in flight get a few seconds to finish; what is left is handed back."""
+        for hook in reversed(self.hooks):
+            await hook.stop()
         await self.desk.drain()
         self.outbox.stop()
         for poller in self.pollers:
@@ -112,7 +128,8 @@ class Runtime:
 
 
 def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
-          slack_pace: float | None = None, scheduler_look_every: float = 15.0) -> Runtime:
+          slack_pace: float | None = None, scheduler_look_every: float = 15.0,
+          routes: Sequence[BaseRoute] = (), hooks: Sequence[Hook] = ()) -> Runtime:
     env = os.environ if env is None else env
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -124,7 +141,8 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     if config.sources.generic is not None:
         generic = config.sources.generic
         secret = _secret(env, generic.secret_env, "sources.generic.secret_env")
-        senders["generic"] = GenericSender(http=http, secret=secret, max_length=generic.max_length)
+        senders["generic"] = GenericSender(http=http, secret=secret, max_length=generic.max_length,
+                                           default_reply_url=generic.default_reply_url)
     mastodon_client = None
     if config.sources.mastodon is not None:
         mastodon = config.sources.mastodon
@@ -175,9 +193,11 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
             await runtime_box[0].stop()
 
     use_http = not settings.slack_app_token
-    web = build_web(engine=engine, slack=slack_events if use_http else None, webhooks=webhooks, lifespan=lifespan)
+    web = build_web(engine=engine, slack=slack_events if use_http else None, webhooks=webhooks, lifespan=lifespan,
+                    extra_routes=routes)
     runtime = Runtime(engine=engine, config=config, services=services, outbox=outbox, scheduler=scheduler,
-                      bolt=bolt, desk=desk, slack=client, web=web, http=http, pollers=pollers, leaders=leaders)
+                      bolt=bolt, desk=desk, slack=client, web=web, http=http, pollers=pollers, leaders=leaders,
+                      hooks=hooks)
     runtime_box.append(runtime)
     return runtime
 
@@ -207,23 +227,122 @@ async def _serve(settings: Settings, runtime: Runtime) -> None:
         await server.serve()
 
 
+USAGE = """usage: python app.py [sandbox [--no-feed] [--port N] [--config FILE] [--ignore-credentials]]
+
+  python app.py           run the bot; with no Slack credentials set, the local sandbox instead
+  python app.py sandbox   the local sandbox: an emulated Slack channel in the browser, on 127.0.0.1
+    --no-feed             start without the sample customer traffic (start it from the page)
+    --port N              listen on port N (default: PORT, else 3000)
+    --config FILE         team policy for the sandbox (default: its own; channels C0CASES, C0ESCAL)
+    --ignore-credentials  start the sandbox even though SLACK_* credentials are set (they are not used)
+"""
+
+
+@dataclass(frozen=True)
+class Command:
+    sandbox: bool = False
+    explicit: bool = False
+    feed: bool = True
+    port: int | None = None
+    config: str | None = None
+    ignore_credentials: bool = False
+
+
+def parse_args(argv: list[str]) -> Command:
+    """The command line; ValueError names what is wrong."""
+    if not argv:
+        return Command()
+    if argv[0] in ("-h", "--help", "help"):
+        raise SystemExit(USAGE)
+    if argv[0] != "sandbox":
+        raise ValueError(f"unknown command {argv[0]!r}")
+    options: dict[str, Any] = {"sandbox": True, "explicit": True}
+    rest = iter(argv[1:])
+    for word in rest:
+        if word == "--no-feed":
+            options["feed"] = False
+        elif word == "--ignore-credentials":
+            options["ignore_credentials"] = True
+        elif word in ("--port", "--config"):
+            value = next(rest, None)
+            if value is None:
+                raise ValueError(f"{word} needs a value")
+            if word == "--port":
+                if not value.isdigit():
+                    raise ValueError(f"--port: {value!r} is not a TCP port number")
+                options["port"] = int(value)
+            else:
+                options["config"] = value
+        else:
+            raise ValueError(f"unknown option {word!r}")
+    return Command(**options)
+
+
+def _problem(error: Exception) -> int:
+    if isinstance(error, ConfigError):
+        print(f"socialops: configuration problem: {error}", file=sys.stderr)
+    else:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        print(f"socialops: configuration problem: DATABASE_URL: cannot use the database: {reason}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        command = parse_args(sys.argv[1:] if argv is None else argv)
+    except ValueError as error:
+        print(f"socialops: {error}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    env = os.environ
+    if command.sandbox or not any(env.get(name) for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
+                                                             "SLACK_APP_TOKEN")):
+        return run_sandbox(command, env)
+    try:
         settings = Settings.from_env()
         config = load_config(settings.config_path)
         runtime = build(settings, config)
-    except ConfigError as error:
-        print(f"socialops: configuration problem: {error}", file=sys.stderr)
-        return 2
-    except (OperationalError, ArgumentError) as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        print(f"socialops: configuration problem: DATABASE_URL: cannot use the database: {reason}", file=sys.stderr)
-        return 2
+    except (ConfigError, OperationalError, ArgumentError) as error:
+        return _problem(error)
     mode = "Socket Mode" if settings.slack_app_token else f"HTTP mode on port {settings.port} (POST /slack/events)"
     log.info("SocialOps starting: Slack %s, database %s", mode, runtime.engine.url.render_as_string())
     run_async(_serve(settings, runtime))
+    return 0
+
+
+def run_sandbox(command: Command, env: Mapping[str, str]) -> int:
+    """The local sandbox: the real bot against an emulated Slack workspace, on 127.0.0.1 only."""
+    from bot.sandbox import setup  # imported here only: production mode never loads the sandbox
+
+    present = setup.credentials_set(env)
+    if present and not command.ignore_credentials:
+        print(f"socialops: {', '.join(present)} is set: the sandbox never uses real Slack credentials. Unset it to "
+              "try the sandbox, or start it anyway with `python app.py sandbox --ignore-credentials` "
+              "(the credentials are then ignored).", file=sys.stderr)
+        return 2
+    try:
+        port = setup.port_from(env, command.port)
+        prepared = setup.prepare(setup.Options(port=port, feed=command.feed, config_path=command.config), env)
+        runtime = build(prepared.settings, prepared.config, prepared.env, routes=prepared.sandbox.routes(),
+                        hooks=[prepared.hook])
+    except (ConfigError, OperationalError, ArgumentError) as error:
+        return _problem(error)
+    why = "as asked" if command.explicit else "because no Slack credentials (SLACK_BOT_TOKEN) are set"
+    log.info("SocialOps sandbox (%s): open %s — nothing here reaches Slack or any platform", why, prepared.url)
+    if prepared.generic_secret_is_default:
+        log.info("sandbox: your own tools can POST to http://127.0.0.1:%d/webhooks/generic signed with the "
+                 "sandbox's webhook secret %r (set GENERIC_WEBHOOK_SECRET to use your own)", port,
+                 setup.DEFAULT_GENERIC_SECRET)
+    if prepared.database_is_temporary:
+        log.info("sandbox: a fresh database for this run, removed at exit: %s", runtime.engine.url.database)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the sandbox talks to itself: no access log
+    try:
+        run_async(_serve(prepared.settings, runtime))
+    finally:
+        runtime.engine.dispose()
+        if prepared.database_is_temporary and runtime.engine.url.database:
+            shutil.rmtree(Path(runtime.engine.url.database).parent, ignore_errors=True)
     return 0
 
 

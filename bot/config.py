@@ -86,6 +86,15 @@ class Route(_Strict):
 class GenericSource(_Strict):
     secret_env: str = "GENERIC_WEBHOOK_SECRET"
     max_length: int = Field(default=2000, ge=1, le=3000)
+    default_reply_url: str | None = None
+    """Where replies go for events that carry no reply_url (none: such cases cannot be answered)."""
+
+    @field_validator("default_reply_url")
+    @classmethod
+    def _reply_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
 
 class MastodonSource(_Strict):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot.services.health import metrics as read_metrics
 from storage.db import ping
@@ -19,7 +19,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def build_web(*, engine: Engine, slack: Endpoint | None, webhooks: dict[str, Endpoint],
-              lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None) -> Starlette:
+              lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+              extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def healthz(_: Request) -> Response:
         if await asyncio.to_thread(ping, engine):
             return PlainTextResponse("ok")
@@ -29,11 +30,12 @@ def build_web(*, engine: Engine, slack: Endpoint | None, webhooks: dict[str, End
         body = await asyncio.to_thread(read_metrics, engine)
         return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
-    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
     if slack is not None:
         routes.append(Route("/slack/events", slack, methods=["POST"]))
     for name, endpoint in webhooks.items():
         routes.append(Route(f"/webhooks/{name}", endpoint, methods=["GET", "POST"]))
+    routes.extend(extra_routes)
 
     async def not_found(request: Request, _exc: Exception) -> Response:
         return JSONResponse({"error": f"no such endpoint: {request.method} {request.url.path}"}, status_code=404)

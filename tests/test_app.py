@@ -30,7 +30,7 @@ CONFIG = {"slack": {"channel": "C0CASES", "escalation_channel": "C0ESC"},
 
 
 @pytest.mark.parametrize(("env", "config", "expected"), [
-    ({}, CONFIG, "SLACK_BOT_TOKEN: set it"),
+    ({"SLACK_SIGNING_SECRET": "s"}, CONFIG, "SLACK_BOT_TOKEN: set it"),  # none at all: the sandbox
     ({"SLACK_BOT_TOKEN": "xoxb-1"}, CONFIG, "SLACK_SIGNING_SECRET: set it"),
     ({**GOOD, "PORT": "http"}, CONFIG, "PORT: 'http' is not a TCP port number"),
     (GOOD, None, "SOCIALOPS_CONFIG: cannot read"),

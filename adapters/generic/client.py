@@ -1,4 +1,5 @@
-"""Replies for generic-webhook cases: POSTed, signed, to the `reply_url` the event carried."""
+"""Replies for generic-webhook cases: POSTed, signed, to the `reply_url` the event carried (or the
+configured `default_reply_url` when it carried none)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ from bot.core.model import Delivery
 class GenericSender:
     platform = "generic"
 
-    def __init__(self, *, http: httpx.AsyncClient, secret: str, max_length: int) -> None:
+    def __init__(self, *, http: httpx.AsyncClient, secret: str, max_length: int,
+                 default_reply_url: str | None = None) -> None:
         self._http = http
         self._secret = secret
         self.max_length = max_length
+        self._default_url = default_reply_url
 
     def compose(self, *, reply_to: dict[str, Any], text: str) -> str:
         return text
 
     async def send(self, *, reply_to: dict[str, Any], text: str, idempotency_key: str) -> Delivery:
-        url = reply_to.get("reply_url")
+        url = reply_to.get("reply_url") or self._default_url
         if not url:
             raise SendError("this event came without a reply_url, so there is nowhere to send the reply",
                             permanent=True)

@@ -225,7 +225,7 @@ def escalate_modal(view: CaseView) -> dict[str, Any]:
 def resolve_modal(view: CaseView) -> dict[str, Any]:
     return _modal(RESOLVE_MODAL, "Resolve", "Resolve", view.id, [
         {"type": "section", "text": md(f"Case #{view.id} · {customer_line(view)}")},
-        {"type": "input", "block_id": NOTE_INPUT, "optional": True, "label": plain("Note (optional)"),
+        {"type": "input", "block_id": NOTE_INPUT, "optional": True, "label": plain("Note"),
          "element": {"type": "plain_text_input", "action_id": NOTE_INPUT, "multiline": True,
                      "max_length": 1000}},
     ])
