@@ -36,7 +36,7 @@ def running_sandbox(*args: str, env: dict[str, str] | None = None, log: Path | N
                     ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Yields (base URL, process) once /healthz answers; stops the process (SIGTERM) afterwards."""
     port = free_port()
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    out = open(log, "wb") if log else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "sandbox", "--port", str(port), *args],
                                env=env if env is not None else clean_env(SOCIALOPS_SLACK_PACE="0.05"),
                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
