@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -129,7 +130,8 @@ class Runtime:
 
 def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
           slack_pace: float | None = None, scheduler_look_every: float = 15.0,
-          routes: Sequence[BaseRoute] = (), hooks: Sequence[Hook] = ()) -> Runtime:
+          routes: Sequence[BaseRoute] = (), hooks: Sequence[Hook] = (),
+          middleware: Sequence[Middleware] = ()) -> Runtime:
     env = os.environ if env is None else env
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -194,7 +196,7 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
 
     use_http = not settings.slack_app_token
     web = build_web(engine=engine, slack=slack_events if use_http else None, webhooks=webhooks, lifespan=lifespan,
-                    extra_routes=routes)
+                    extra_routes=routes, middleware=middleware)
     runtime = Runtime(engine=engine, config=config, services=services, outbox=outbox, scheduler=scheduler,
                       bolt=bolt, desk=desk, slack=client, web=web, http=http, pollers=pollers, leaders=leaders,
                       hooks=hooks)
@@ -325,7 +327,7 @@ def run_sandbox(command: Command, env: Mapping[str, str]) -> int:
         port = setup.port_from(env, command.port)
         prepared = setup.prepare(setup.Options(port=port, feed=command.feed, config_path=command.config), env)
         runtime = build(prepared.settings, prepared.config, prepared.env, routes=prepared.sandbox.routes(),
-                        hooks=[prepared.hook])
+                        hooks=[prepared.hook], middleware=prepared.middleware)
     except (ConfigError, OperationalError, ArgumentError) as error:
         return _problem(error)
     why = "as asked" if command.explicit else "because no Slack credentials (SLACK_BOT_TOKEN) are set"

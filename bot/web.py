@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -20,7 +21,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def build_web(*, engine: Engine, slack: Endpoint | None, webhooks: dict[str, Endpoint],
               lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
-              extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+              extra_routes: Sequence[BaseRoute] = (), middleware: Sequence[Middleware] = ()) -> Starlette:
     async def healthz(_: Request) -> Response:
         if await asyncio.to_thread(ping, engine):
             return PlainTextResponse("ok")
@@ -40,7 +41,8 @@ def build_web(*, engine: Engine, slack: Endpoint | None, webhooks: dict[str, End
     async def not_found(request: Request, _exc: Exception) -> Response:
         return JSONResponse({"error": f"no such endpoint: {request.method} {request.url.path}"}, status_code=404)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found},
+                     middleware=list(middleware))
 
 
 __all__ = ["build_web"]

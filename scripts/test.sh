@@ -8,6 +8,10 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+# The browser test drives Debian's chromium with playwright-core from npm (never `npx playwright install`).
+if command -v npm >/dev/null 2>&1 && [ ! -d tests/browser/node_modules/playwright-core ]; then
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
 pg_dir=""
 cleanup() { [ -n "$pg_dir" ] && bash scripts/postgres.sh stop "$pg_dir"; [ -n "$pg_dir" ] && rm -rf "$pg_dir"; }
 trap cleanup EXIT

@@ -7,6 +7,7 @@ Each flow runs the real bot process; the page's requests become signed Slack pay
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -336,3 +337,19 @@ def test_production_mode_never_imports_the_sandbox(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_events_from_your_own_tool_show_in_the_customer_pane_and_can_be_answered(sandbox: Page) -> None:
+    event = {"id": "my-tool-2", "kind": "comment", "text": "Is the shop open on Sunday? note 3141",
+             "author": {"id": "c-9", "name": "Omar Own-Tool", "handle": "@omar"}, "platform": "facebook",
+             "conversation": "tool-conv-9"}
+    raw = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json", **signing.headers("sandbox-webhook-secret", raw)}
+    assert httpx.post(f"{sandbox.base}/webhooks/generic", content=raw, headers=headers).status_code == 202
+    assert httpx.post(f"{sandbox.base}/webhooks/generic", content=raw, headers=headers).status_code == 200  # repeat
+    shown = sandbox.wait(lambda: [m for m in sandbox.state()["customer"] if m["conversation"] == "tool-conv-9"])
+    assert [(m["direction"], m["author"], m["text"]) for m in shown] == [("in", "Omar Own-Tool", event["text"])]
+    card = sandbox.wait(lambda: card_of(sandbox, ALICE, "note 3141"))
+    answer = sandbox.post("customer", {"conversation": "tool-conv-9", "text": "And on Monday? note 3141"})
+    case_number = re.search(r"case #(\d+)", visible(card["html"]))
+    assert case_number and answer.status_code == 200 and answer.json()["case"] == int(case_number.group(1))

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters import signing
 from bot.sandbox.personas import CHANNELS, NAMES, PERSONAS, persona
@@ -40,6 +41,7 @@ Json = dict[str, Any]
 STATIC = Path(__file__).parent / "static"
 API_APP_ID = "ASANDBOX"
 MAX_BODY = 256 * 1024
+MAX_EVENT = 1024 * 1024
 PING_EVERY_S = 15.0
 TEAM = {"id": TEAM_ID, "domain": "acme-sandbox"}
 
@@ -504,17 +506,26 @@ class Sandbox:
         response = await self._http.post(f"{self.base_url}/webhooks/generic", content=raw, headers=headers)
         if response.status_code >= 400:
             raise Refused(f"the webhook answered HTTP {response.status_code}: {response.text[:200]}", 502)
-        conversation = str(event.get("conversation") or f"{event['kind']}:{event['id']}")
-        author = event.get("author") or {}
-        known = self._conversations.setdefault(conversation, Conversation(
-            kind=str(event["kind"]), author=dict(author), platform=str(event.get("platform") or "generic")))
-        known.events.append(str(event["id"]))
-        self._customer_event(CustomerMessage(
-            id=str(event["id"]), conversation=conversation, direction="in",
-            author=str(author.get("name") or author.get("handle") or "customer"), text=str(event["text"]),
-            at=_now_iso()))
         answer: Json = response.json()
         return answer
+
+    def saw_event(self, raw: bytes) -> None:
+        """An event the bot accepted at /webhooks/generic (from the feed, the pane or your own tool): the
+        customer said it on the platform, so the customer pane shows it."""
+        try:
+            event = json.loads(raw)
+            kind, event_id, text = str(event["kind"]), str(event["id"]), str(event["text"])
+            author = event.get("author") if isinstance(event.get("author"), dict) else {}
+        except (ValueError, KeyError, TypeError):
+            return
+        conversation = str(event.get("conversation") or
+                           (f"dm:{author.get('id')}" if kind == "dm" else f"{kind}:{event_id}"))
+        known = self._conversations.setdefault(conversation, Conversation(
+            kind=kind, author=dict(author), platform=str(event.get("platform") or "generic")))
+        known.events.append(event_id)
+        self._customer_event(CustomerMessage(
+            id=event_id, conversation=conversation, direction="in",
+            author=str(author.get("name") or author.get("handle") or "customer"), text=text, at=_now_iso()))
 
     async def customer_writes(self, body: Json) -> Json:
         text = str(body.get("text") or "").strip()
@@ -579,3 +590,33 @@ class Sandbox:
 
     def feed_changed(self, running: bool) -> None:
         self.events.publish({"type": "feed", "running": running})
+
+
+class WebhookWatch:
+    """ASGI middleware around the bot's web app: events accepted (202) at /webhooks/generic reach the customer
+    pane, whoever posted them (the feed, the pane, your own tool). Everything passes through unchanged."""
+
+    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
+        self.app, self.sandbox = app, sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/webhooks/generic":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        status: list[int] = []
+
+        async def receive_and_keep() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and sum(map(len, chunks)) <= MAX_EVENT:
+                chunks.append(message.get("body", b""))
+            return message
+
+        async def send_and_look(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive_and_keep, send_and_look)
+        if status == [202]:
+            self.sandbox.saw_event(b"".join(chunks))
