@@ -353,3 +353,22 @@ def test_events_from_your_own_tool_show_in_the_customer_pane_and_can_be_answered
     answer = sandbox.post("customer", {"conversation": "tool-conv-9", "text": "And on Monday? note 3141"})
     case_number = re.search(r"case #(\d+)", visible(card["html"]))
     assert case_number and answer.status_code == 200 and answer.json()["case"] == int(case_number.group(1))
+
+
+def test_the_sample_feed_brings_cases_and_stops_when_the_page_says_stop(tmp_path: Path) -> None:
+    with running_sandbox(log=tmp_path / "log") as (base, _):
+        page = Page(base)
+        page.wait(lambda: page.state()["feed"] == {"running": True, "available": True}, what="the feed starts")
+        cards = page.wait(lambda: [m for m in page.state()["messages"] if m["channel"] == CASES
+                                   and not m["thread_ts"]], timeout=30, what="a case from the sample feed")
+        assert "case #" in visible(cards[0]["html"])
+        incoming = [m for m in page.state()["customer"] if m["direction"] == "in"]
+        assert incoming and all(m["text"] for m in incoming)
+        stopped = page.post("feed", {"running": False})
+        assert stopped.json() == {"ok": True, "running": False}
+        assert page.state()["feed"]["running"] is False
+        count = len(page.state()["customer"])
+        time.sleep(2)
+        assert len(page.state()["customer"]) == count
+        assert page.post("feed", {"running": "yes"}).status_code == 400
+        assert page.post("feed", {"running": True}).json()["running"] is True
