@@ -24,7 +24,10 @@ await page.locator('[data-testid="modal"] textarea.bk-text').first().type('thank
 await page.getByTestId('modal-submit').click();
 await page.getByTestId('modal').waitFor({ state: 'detached' });
 await page.getByTestId('customer-toggle').click();
-await page.locator('[data-testid="customer-message"][data-direction="out"]').first().waitFor();
+const answered = page.locator('section.conv', { has: page.locator('[data-testid="customer-message"][data-direction="out"]') });
+await answered.first().waitFor();
+await answered.first().locator('.conv-head').click();
+await answered.first().scrollIntoViewIfNeeded();
 await page.waitForTimeout(1500);
 await page.screenshot({ path: out });
 await browser.close();

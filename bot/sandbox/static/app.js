@@ -49,7 +49,7 @@ const S = {
   customerSel: null,
   customerUnread: 0,
   unread: new Map(), // channel → count of new top-level messages
-  dismissedEphemerals: new Set(),
+  dismissedEphemerals: new Set(parseJson(readStore('sessionStorage', 'sandbox.dismissedEphemerals')) || []),
   dismissedRefused: new Set(parseJson(readStore('sessionStorage', 'sandbox.dismissedRefused')) || []),
   showAllRefused: false,
   newCustomerAt: 0, // when "New customer" was posted: its conversation gets selected when it shows up
@@ -92,7 +92,8 @@ function insertServerHtml(node, html) {
     if (!part.hasAttribute('dir')) part.setAttribute('dir', 'auto');
   }
 }
-const DIR_AUTO = '.bk-section, .bk-context, .bk-header, .bk-field, blockquote, .bk-quote, p, li, label, .bk-hint, .bk-text';
+const DIR_AUTO = '.bk-section, .bk-context, .bk-header, .bk-mrkdwn, .bk-plain, .bk-context-element, .bk-heading, '
+  + '.bk-field, blockquote, .bk-quote, p, li, label, .bk-hint, .bk-text';
 
 /** Mrkdwn line breaks: turn newlines inside text into <br> (a no-op when the renderer already did). */
 function normalizeNewlines(root) {
@@ -1237,7 +1238,6 @@ function switchPersona(id) {
   S.unread.clear();
   S.views = new Map();
   S.ephemerals = new Map();
-  S.dismissedEphemerals.clear();
   drafts.clear();
   S.channels = S.channels.filter((c) => c.kind !== 'dm');
   S.messages = new Map([...S.messages].filter(([, m]) => !isDmId(m.channel)));
@@ -1349,6 +1349,7 @@ function wire() {
     const dismiss = target.closest('[data-dismiss]');
     if (dismiss) {
       S.dismissedEphemerals.add(dismiss.dataset.dismiss);
+      writeStore('sessionStorage', 'sandbox.dismissedEphemerals', JSON.stringify([...S.dismissedEphemerals].slice(-200)));
       S.ephemerals.delete(dismiss.dataset.dismiss);
       Object.assign(dirty, { channel: true, thread: true });
       renderNow();
