@@ -154,6 +154,14 @@ async def test_social_stats_answers_with_the_teams_numbers(bot: Bot, receiver: F
     assert "Unknown period `1y`" in bad.text
 
 
+async def test_social_oncall_names_who_escalations_ping(bot: Bot) -> None:
+    answer = (await bot.bob.command("oncall")).json()
+    assert answer["response_type"] == "ephemeral"
+    assert answer["text"] == "On call: <@U0CAROL>. Escalations ping them in <#C0ESC>."
+    unknown = (await bot.bob.command("deploy")).text
+    assert unknown == "Unknown command `deploy`. Try `/social stats [today|7d|30d]` or `/social oncall`."
+
+
 async def test_slack_rate_limit_is_honoured_and_the_card_still_updates(bot: Bot) -> None:
     card = await new_card(bot)
     bot.slack.fail_next("chat.update", status=429, retry_after=1)

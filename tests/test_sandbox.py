@@ -372,3 +372,18 @@ def test_the_sample_feed_brings_cases_and_stops_when_the_page_says_stop(tmp_path
         assert len(page.state()["customer"]) == count
         assert page.post("feed", {"running": "yes"}).status_code == 400
         assert page.post("feed", {"running": True}).json()["running"] is True
+
+
+def test_the_page_api_refuses_other_sites(sandbox: Page) -> None:
+    # A form on another web site can only send form-encoded or text bodies: refused before anything happens.
+    form = sandbox.http.post("/sandbox/ui/feed", content=b'{"running": true}', headers={"Content-Type": "text/plain"})
+    assert form.status_code == 415
+    # A web site whose DNS name points at 127.0.0.1 (DNS rebinding) gets nothing.
+    rebound = sandbox.http.get("/sandbox/ui/state", params={"user": ALICE}, headers={"Host": f"evil.example:{_port(sandbox)}"})
+    assert rebound.status_code == 403
+    assert sandbox.http.get("/sandbox/ui/state", params={"user": ALICE},
+                            headers={"Host": f"localhost:{_port(sandbox)}"}).status_code == 200
+
+
+def _port(page: Page) -> int:
+    return int(page.base.rsplit(":", 1)[1])

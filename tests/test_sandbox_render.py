@@ -21,7 +21,7 @@ VOID = {"br", "hr", "input"}
 BLOCK = {"div", "blockquote", "pre", "h3", "hr", "label", "select", "textarea", "input"}
 ALLOWED: dict[str, set[str]] = {
     "div": {"class", "data-block-id", "data-error-for"},
-    "span": {"class"},
+    "span": {"class", "data-user"},
     "a": {"class", "href", "target", "rel"},
     "button": {"type", "class", "data-action-id", "data-block-id", "data-value"},
     "select": {"class", "name", "data-action-id", "data-block-id"},
@@ -178,7 +178,7 @@ def test_card_shows_its_blocks_fields_notes_and_buttons() -> None:
     fields = blocks[2].one("div", "bk-fields").all("div", "bk-field")
     assert [f.text for f in fields] == ["Status\n🟡 Claimed", "Owner\n@Alice", "Opened\nDec 1, 2026 at 09:30 UTC",
                                         "Messages\n3"]
-    assert [m.text for m in root.all("span", "bk-mention")] == ["@Alice"]
+    assert [(m.text, m.attrs["data-user"]) for m in root.all("span", "bk-mention")] == [("@Alice", "U0ALICE")]
     link = blocks[3].one("a")
     assert link.text == "View on Mastodon"
     assert link.attrs == {"class": "bk-link", "href": "https://social.example/@jane/1", "target": "_blank",

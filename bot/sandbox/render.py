@@ -181,7 +181,7 @@ def _token(body: str, names: Mapping[str, str]) -> str:
     target, _, label = body.partition("|")
     if m := _USER.match(target):
         shown = names.get(m.group(1)) or _decode(label).lstrip("@") or m.group(1)
-        return f'<span class="bk-mention">@{esc(shown)}</span>'
+        return f'<span class="bk-mention" data-user="{esc(m.group(1))}">@{esc(shown)}</span>'
     if m := _CHANNEL.match(target):
         shown = _decode(label).lstrip("#") or names.get(m.group(1)) or m.group(1)
         return f'<span class="bk-mention bk-channel">#{esc(shown)}</span>'

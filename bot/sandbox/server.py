@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -162,6 +163,7 @@ class Sandbox:
             Route("/sandbox", self.page, methods=["GET"]),
             Route("/sandbox/", self.page, methods=["GET"]),
             Mount("/sandbox/static", app=StaticFiles(directory=STATIC), name="sandbox-static"),
+            Route("/sandbox/archives/{channel}/{message}", self.permalink, methods=["GET"]),
             Route("/sandbox/slack/api/{method}", self.slack_api, methods=["GET", "POST"]),
             Route("/sandbox/slack/response/{key}", self.response_url, methods=["POST"]),
             Route("/sandbox/customer/inbox", self.inbox, methods=["POST"]),
@@ -222,6 +224,18 @@ class Sandbox:
 
     async def page(self, _: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def permalink(self, request: Request) -> Response:
+        """chat.getPermalink's links (e.g. "Open the case" in an escalation) open that message in the page."""
+        channel, message = request.path_params["channel"], request.path_params["message"]
+        digits = message.removeprefix("p")
+        if not channel.isalnum() or not digits.isdigit() or len(digits) < 7:
+            return JSONResponse({"ok": False, "error": "not a message link"}, status_code=404)
+        query = {"channel": channel, "ts": f"{digits[:-6]}.{digits[-6:]}"}
+        thread = request.query_params.get("thread_ts")
+        if thread:
+            query["thread_ts"] = thread
+        return RedirectResponse(f"/sandbox?{urlencode(query)}", status_code=302)
 
     async def state(self, request: Request) -> Response:
         user = request.query_params.get("user") or PERSONAS[0].id
@@ -286,6 +300,9 @@ class Sandbox:
     # ---- the page's actions ----------------------------------------------------------------------
     def _page_call(self, handler: Callable[[Json], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
+            if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+                # Only the page's own script sends JSON; a form on another site cannot (CORS preflight).
+                return JSONResponse({"ok": False, "error": "send application/json"}, status_code=415)
             raw = await request.body()
             if len(raw) > MAX_BODY:
                 return JSONResponse({"ok": False, "error": "request too large"}, status_code=413)
@@ -317,7 +334,7 @@ class Sandbox:
         return response
 
     def _response_url(self, user: str, channel: str) -> str:
-        key = f"{self._session}-{next(self._ids)}"
+        key = secrets.token_urlsafe(16)
         self._responses[key] = (user, channel)
         return f"{self.base_url}/sandbox/slack/response/{key}"
 
@@ -620,3 +637,22 @@ class WebhookWatch:
         await self.app(scope, receive_and_keep, send_and_look)
         if status == [202]:
             self.sandbox.saw_event(b"".join(chunks))
+
+
+class LoopbackOnly:
+    """ASGI middleware: /sandbox answers only requests addressed to this machine's loopback name, so a web
+    page elsewhere cannot reach it through a DNS name that points at 127.0.0.1 (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp, port: int) -> None:
+        self.app = app
+        self.allowed = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith("/sandbox"):
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            if host.lower() not in self.allowed:
+                response = JSONResponse({"ok": False, "error": "the sandbox answers only at 127.0.0.1"},
+                                        status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

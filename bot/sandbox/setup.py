@@ -20,7 +20,7 @@ from starlette.middleware import Middleware
 
 from bot.config import Config, ConfigError, GenericSource, Settings, load_config, parse_duration
 from bot.sandbox.feed import FeedRunner, SampleFeed
-from bot.sandbox.server import Sandbox, WebhookWatch
+from bot.sandbox.server import LoopbackOnly, Sandbox, WebhookWatch
 from bot.sandbox.workspace import Workspace
 
 log = logging.getLogger("socialops.sandbox")
@@ -134,7 +134,8 @@ def prepare(options: Options, env: Mapping[str, str]) -> Prepared:
     hook = SandboxHook(sandbox=sandbox, http=http, feed=feed, start_feed=options.feed)
     return Prepared(settings=settings, config=config, env=env_out, sandbox=sandbox, hook=hook,
                     url=f"{base_url}/sandbox", generic_secret_is_default=is_default,
-                    database_is_temporary=temporary, middleware=[Middleware(WebhookWatch, sandbox=sandbox)])
+                    database_is_temporary=temporary, middleware=[Middleware(LoopbackOnly, port=options.port),
+                                                              Middleware(WebhookWatch, sandbox=sandbox)])
 
 
 def _post_event(sandbox: Sandbox) -> Callable[[dict[str, Any]], Awaitable[None]]:

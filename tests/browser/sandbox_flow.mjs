@@ -166,6 +166,39 @@ try {
   await page.getByTestId('ephemeral').filter({ hasText: 'SocialOps stats' }).waitFor();
   await shot('08-stats');
 
+  step = 'Carol, on call, sees the escalation ping live in her own browser';
+  const carolContext = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  await carolContext.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === '127.0.0.1' || url.hostname === 'localhost') return route.continue();
+    offsite.push(url.href);
+    return route.abort();
+  });
+  const carol = await carolContext.newPage();
+  carol.setDefaultTimeout(WAIT);
+  carol.on('pageerror', (error) => problems.push(`page error (Carol): ${error.message}`));
+  await carol.goto(`${base}/sandbox`);
+  await carol.getByTestId('persona-U0CAROL').click();
+  await carol.getByTestId('current-persona').filter({ hasText: 'Carol' }).waitFor();
+  await carol.getByTestId('channel-C0CASES').click();
+  await button(card('ALERT-9'), 'Escalate').click();  // Alice, in the first browser
+  await modal.waitFor();
+  await modal.locator('textarea.bk-text').first().fill('Looks like an account takeover attempt');
+  await page.getByTestId('modal-submit').click();
+  await modal.waitFor({ state: 'detached' });
+  await carol.getByTestId('mention-C0ESCAL').waitFor();
+  await carol.getByTestId('channel-C0ESCAL').click();
+  const ping = carol.locator('[data-testid^="message-"]', { hasText: 'account takeover' }).first();
+  await ping.locator('.bk-mention-me', { hasText: '@Carol' }).waitFor();
+  await carol.getByTestId('composer').fill('/social oncall');
+  await carol.getByTestId('composer').press('Enter');
+  await carol.getByTestId('ephemeral').filter({ hasText: 'On call: @Carol' }).waitFor();
+  await carol.screenshot({ path: join(shots, '09-carol-sees-the-on-call-ping.png') });
+  const [opened] = await Promise.all([carolContext.waitForEvent('page'), ping.locator('a.bk-link', { hasText: 'Open the case' }).click()]);
+  await opened.locator('[data-testid^="message-"]', { hasText: 'ALERT-9' }).first().waitFor();
+  check(new URL(opened.url()).pathname === '/sandbox', `the permalink opens the sandbox page, got ${opened.url()}`);
+  await carolContext.close();
+
   check(offsite.length === 0, `requests left the machine: ${offsite.join(', ')}`);
   check(problems.length === 0, `the page reported errors: ${problems.join(' | ')}`);
   console.log(`ok: every step passed; screenshots in ${shots}`);

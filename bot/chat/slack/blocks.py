@@ -261,6 +261,14 @@ def escalation(
     return f"Case #{view.id} escalated by {escape(by)}", [{"type": "section", "text": md(body)}]
 
 
+def oncall(target: str | None, escalation_channel: str) -> str:
+    """`/social oncall`: who escalations ping (slack.oncall; rotations are not configured)."""
+    if not target:
+        return (f"Nobody is on call: escalations go to <#{escalation_channel}> without a ping "
+                "(set `slack.oncall` in the config).")
+    return f"On call: {ping(target)}. Escalations ping them in <#{escalation_channel}>."
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"

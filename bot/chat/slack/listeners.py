@@ -31,6 +31,7 @@ AFTER_ACK_DELAY = 0.05
 """Seconds between answering a click and working on it: in a burst (a storm, a team clicking at once) every
 click is answered before the bot spends CPU on any of them. People see the card change 50 ms later."""
 Handler = Callable[[Body, AsyncWebClient], Awaitable[None]]
+USAGE = "`/social stats [today|7d|30d]` or `/social oncall`"
 
 
 def actor_of(body: Body) -> Actor:
@@ -249,10 +250,14 @@ class SlackDesk:
     async def _command(self, ack: AsyncAck, body: Body) -> None:
         words = str(body.get("text") or "").split()
         if not words or words[0] == "help":
-            await ack(text="Usage: `/social stats [today|7d|30d]`")
+            await ack(text=f"Usage: {USAGE}")
+            return
+        if words[0] == "oncall":
+            slack = self._services.config.slack
+            await ack(text=render.oncall(slack.oncall, slack.escalation_channel), response_type="ephemeral")
             return
         if words[0] != "stats":
-            await ack(text=f"Unknown command `{escape(words[0])}`. Try `/social stats [today|7d|30d]`.")
+            await ack(text=f"Unknown command `{escape(words[0])}`. Try {USAGE}.")
             return
         period = words[1] if len(words) > 1 else "today"
         if period not in PERIODS:

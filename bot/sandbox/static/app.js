@@ -49,6 +49,7 @@ const S = {
   customerSel: null,
   customerUnread: 0,
   unread: new Map(), // channel → count of new top-level messages
+  mentioned: new Set(), // channels with a new message that mentions the current persona
   dismissedEphemerals: new Set(parseJson(readStore('sessionStorage', 'sandbox.dismissedEphemerals')) || []),
   dismissedRefused: new Set(parseJson(readStore('sessionStorage', 'sandbox.dismissedRefused')) || []),
   showAllRefused: false,
@@ -83,10 +84,19 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Does this message mention the current persona? (read from the rendered mentions' data-user) */
+function mentionsMe(m) {
+  return typeof m.html === 'string' && m.html.includes(`data-user="${S.user}"`);
+}
+
 /** The one place server HTML enters the page: the rendered Block Kit produced (and escaped) by render.py. */
 function insertServerHtml(node, html) {
   node.innerHTML = html;
   normalizeNewlines(node);
+  // Mentions of the person you are now stand out, as in Slack.
+  for (const mention of node.querySelectorAll('.bk-mention[data-user]')) {
+    if (mention.dataset.user === S.user) mention.classList.add('bk-mention-me');
+  }
   // Right-to-left text (Persian, Arabic…): each text container finds its own direction.
   for (const part of node.querySelectorAll(DIR_AUTO)) {
     if (!part.hasAttribute('dir')) part.setAttribute('dir', 'auto');
@@ -451,6 +461,7 @@ function onMessage(ev, replay) {
     if (isTop(m) && !replay) dirty.flash.add(`m:${key}`);
   } else if (!known && isTop(m)) {
     S.unread.set(m.channel, (S.unread.get(m.channel) || 0) + 1);
+    if (mentionsMe(m)) S.mentioned.add(m.channel);
     dirty.sidebar = true;
   }
   if (S.thread && S.thread.channel === m.channel && (m.ts === S.thread.ts || m.thread_ts === S.thread.ts)) {
@@ -604,6 +615,8 @@ function renderSidebar() {
         'data-testid': `channel-${c.id}`, dataset: { channel: c.id }, 'aria-current': active ? 'page' : null,
       }, prefix, el('span', { class: 'nav-label', dir: 'auto' }, label),
       c.kind === 'dm' ? el('span', { class: 'app-badge app-badge-dark' }, 'APP') : null,
+      S.mentioned.has(c.id) ? el('span', { class: 'nav-mention', 'data-testid': `mention-${c.id}`,
+        'aria-label': 'mentions you' }, '@') : null,
       unread ? el('span', { class: 'nav-count', 'aria-label': `${unread} new` }, String(unread)) : null));
   };
   const channels = S.channels.filter((c) => c.kind !== 'dm');
@@ -1236,6 +1249,7 @@ function switchPersona(id) {
   if (isDmId(S.channel)) S.channel = 'C0CASES';
   S.thread = null;
   S.unread.clear();
+  S.mentioned.clear();
   S.views = new Map();
   S.ephemerals = new Map();
   drafts.clear();
@@ -1255,6 +1269,7 @@ function selectChannel(id) {
     $('messages').replaceChildren();
   }
   S.unread.delete(id);
+  S.mentioned.delete(id);
   Object.assign(dirty, { sidebar: true, channel: true, thread: true, scrollBottom: true });
   renderNow();
   $('composer').focus();
@@ -1480,10 +1495,30 @@ function start() {
   // Open the event stream first, then read the state, so nothing falls between the two.
   const opened = new Promise((resolve) => { firstOpenWait = resolve; });
   connect();
-  Promise.race([opened, new Promise((resolve) => setTimeout(resolve, 1500))]).then(() => {
+  Promise.race([opened, new Promise((resolve) => setTimeout(resolve, 1500))]).then(async () => {
     firstOpenWait = null;
-    loadState();
+    await loadState();
+    followPermalink();
   });
+}
+
+/** A permalink (/sandbox/archives/… redirects to /sandbox?channel=…&ts=…[&thread_ts=…]): show that message. */
+function followPermalink() {
+  const params = new URLSearchParams(location.search);
+  const channel = params.get('channel');
+  if (!channel || !/^[CGDU][A-Z0-9]+$/.test(channel)) return;
+  selectChannel(channel);
+  const thread = params.get('thread_ts');
+  const ts = params.get('ts');
+  if (thread && /^\d+\.\d+$/.test(thread)) openThread(channel, thread);
+  else if (ts && /^\d+\.\d+$/.test(ts)) {
+    const node = document.querySelector(`[data-testid="message-${CSS.escape(ts)}"]`);
+    if (node) {
+      node.scrollIntoView({ block: 'center' });
+      flash(node);
+    }
+  }
+  history.replaceState(null, '', location.pathname);
 }
 
 start();
