@@ -103,7 +103,11 @@ try {
   await modal.waitFor();
   const box = modal.locator('textarea.bk-text').first();
   check((await box.inputValue()).startsWith('Hi Dana, '), `pre-filled greeting, got ${JSON.stringify(await box.inputValue())}`);
-  await box.fill('Hi Dana, so sorry! A new parcel ships today.');
+  await modal.locator('select.bk-select').selectOption({ label: 'Sorry' });  // views.update with the saved reply
+  await modal.locator('textarea.bk-text', { hasText: 'sorry about that' }).first().waitFor();
+  check((await modal.locator('textarea.bk-text').first().inputValue()).startsWith('Hi Dana, sorry about that'),
+    'the saved reply replaced the text');
+  await modal.locator('textarea.bk-text').first().fill('Hi Dana, so sorry! A new parcel ships today.');
   await shot('03-reply-modal');
   await page.getByTestId('modal-submit').click();
   await modal.waitFor({ state: 'detached' });
