@@ -12,6 +12,7 @@ from bot.chat.slack import blocks as render
 from bot.chat.slack.mrkdwn import ZWJ, escape
 from bot.core.view import CaseView, ReplyView, StatsView
 from tests.fakes.slack_api import message_errors, view_errors
+from tests.kit.views import case_view
 
 HOSTILE = [
     "<!channel> refund me",
@@ -27,16 +28,7 @@ HOSTILE = [
 
 
 def view(text: str, **changes: object) -> CaseView:
-    base = dict(
-        id=42, platform="mastodon", kind="mention", status="open", channel="C0CASES",
-        customer_name="Jane <!channel> Doe", customer_handle="@jane@social.example", customer_followers=1234,
-        text=text, url="https://social.example/@jane/1", rating=None,
-        opened_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC), messages=1, owner=None, owner_name=None,
-        escalated=False, escalation_reason=None, escalated_by=None, reopened=0, resolved_by=None,
-        resolution_note=None, last_reply=None, actions=("claim", "reply", "escalate", "resolve"),
-    )
-    base.update(changes)
-    return CaseView(**base)  # type: ignore[arg-type]
+    return case_view(text, **{"customer_name": "Jane <!channel> Doe", **changes})
 
 
 def mrkdwn_texts(blocks: list[dict[str, object]]) -> list[str]:

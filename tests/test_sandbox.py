@@ -164,13 +164,19 @@ def _input_ids(html: str) -> list[tuple[str, str]]:
     return found
 
 
+def open_modal(page: Page, user: str, text: str, button: str) -> tuple[dict[str, Any], str, str]:
+    """A new customer writes `text`; `user` clicks `button` on its card: the modal and its first input."""
+    page.post("customer", {"conversation": None, "text": text, "name": "Fox M"})
+    card = page.wait(lambda: card_of(page, user, text))
+    click(page, user, card, button)
+    modal = page.wait(lambda: page.state(user)["views"][0])
+    block, action = _input_ids(modal["html"])[0]
+    return modal, block, action
+
+
 def test_a_refused_submission_keeps_the_modal_open_with_the_reason(sandbox: Page) -> None:
     page = sandbox
-    page.post("customer", {"conversation": None, "text": "Where is my refund? ref 7781", "name": "Fox M"})
-    card = page.wait(lambda: card_of(page, BOB, "ref 7781"))
-    click(page, BOB, card, "Reply")
-    modal = page.wait(lambda: page.state(BOB)["views"][0])
-    block, action = _input_ids(modal["html"])[0]
+    modal, block, action = open_modal(page, BOB, "Where is my refund? ref 7781", "Reply")
     answer = page.post("submit", {"user": BOB, "view_id": modal["id"], "values": {block: {action: "   "}}}).json()
     assert answer["ok"] is True and block in answer["errors"], answer
     assert page.state(BOB)["views"][0]["id"] == modal["id"]
@@ -190,11 +196,7 @@ def test_slash_commands_answer_only_the_person_who_asked(sandbox: Page) -> None:
 
 def test_escalation_pings_carol_in_the_escalation_channel(sandbox: Page) -> None:
     page = sandbox
-    page.post("customer", {"conversation": None, "text": "Your app deleted my photos! ticket 9001", "name": "Gil"})
-    card = page.wait(lambda: card_of(page, ALICE, "ticket 9001"))
-    click(page, ALICE, card, "Escalate")
-    modal = page.wait(lambda: page.state(ALICE)["views"][0])
-    block, action = _input_ids(modal["html"])[0]
+    modal, block, action = open_modal(page, ALICE, "Your app deleted my photos! ticket 9001", "Escalate")
     page.post("submit", {"user": ALICE, "view_id": modal["id"], "values": {block: {action: "Data loss"}}})
     ping = page.wait(lambda: next(m for m in page.state(CAROL)["messages"] if m["channel"] == "C0ESCAL"
                                   and "escalated" in m["text"]))

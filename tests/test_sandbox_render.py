@@ -13,8 +13,9 @@ import pytest
 
 from bot.chat.slack import blocks as kit
 from bot.chat.slack.mrkdwn import ZWJ
-from bot.core.view import CaseView, ReplyView, StatsView
+from bot.core.view import ReplyView, StatsView
 from bot.sandbox.render import EMOJI, mrkdwn_to_html, render_message, render_view
+from tests.kit.views import case_view
 
 NAMES = {"U0ALICE": "Alice", "U0BOB": "Bob", "U0CAROL": "Carol"}
 VOID = {"br", "hr", "input"}
@@ -144,17 +145,7 @@ def blocks_of(root: Node) -> list[Node]:
     return [n for n in root.children if isinstance(n, Node) and "bk-block" in n.classes]
 
 
-def view(text: str = "hi", **changes: object) -> CaseView:
-    base: dict[str, Any] = dict(
-        id=42, platform="mastodon", kind="mention", status="open", channel="C0CASES",
-        customer_name="Jane Doe", customer_handle="@jane@social.example", customer_followers=1234,
-        text=text, url="https://social.example/@jane/1", rating=None,
-        opened_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC), messages=1, owner=None, owner_name=None,
-        escalated=False, escalation_reason=None, escalated_by=None, reopened=0, resolved_by=None,
-        resolution_note=None, last_reply=None, actions=("claim", "reply", "escalate", "resolve"),
-    )
-    base.update(changes)
-    return CaseView(**base)
+view = case_view
 
 
 def message(payload: tuple[str, list[dict[str, Any]]]) -> Node:
