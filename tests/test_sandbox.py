@@ -353,8 +353,7 @@ def test_events_from_your_own_tool_show_in_the_customer_pane_and_can_be_answered
     assert [(m["direction"], m["author"], m["text"]) for m in shown] == [("in", "Omar Own-Tool", event["text"])]
     card = sandbox.wait(lambda: card_of(sandbox, ALICE, "note 3141"))
     answer = sandbox.post("customer", {"conversation": "tool-conv-9", "text": "And on Monday? note 3141"})
-    case_number = re.search(r"case #(\d+)", visible(card["html"]))
-    assert case_number and answer.status_code == 200 and answer.json()["case"] == int(case_number.group(1))
+    assert answer.status_code == 200 and answer.json()["case"] == case_number(card)
 
 
 def test_the_sample_feed_brings_cases_and_stops_when_the_page_says_stop(tmp_path: Path) -> None:
@@ -389,3 +388,36 @@ def test_the_page_api_refuses_other_sites(sandbox: Page) -> None:
 
 def _port(page: Page) -> int:
     return int(page.base.rsplit(":", 1)[1])
+
+
+def test_take_over_from_the_private_note_and_the_previous_owner_is_told(sandbox: Page) -> None:
+    page = sandbox
+    page.post("customer", {"conversation": None, "text": "Charged twice, receipt 2718", "name": "Hana"})
+    card = page.wait(lambda: card_of(page, ALICE, "receipt 2718"))
+    click(page, ALICE, card, "Claim")
+    page.wait(lambda: "@Alice" in visible(card_of(page, BOB, "receipt 2718")["html"]))
+    click(page, BOB, card_of(page, BOB, "receipt 2718"), "Claim")
+    number = case_number(card)
+    note = page.wait(lambda: next(e for e in page.state(BOB)["ephemerals"]
+                                  if e["text"].startswith(f"Case #{number} is already claimed")))
+    take = next(b for b in buttons(note["html"]) if b["data-action-id"] == "case.take_over")
+    answer = page.post("action", {"user": BOB, "channel": note["channel"], "ephemeral_id": note["id"],
+                                  "block_id": take.get("data-block-id"), "action_id": take["data-action-id"],
+                                  "value": take.get("data-value")})
+    assert answer.json() == {"ok": True}
+    page.wait(lambda: "Owner @Bob" in visible(card_of(page, ALICE, "receipt 2718")["html"]), what="Bob owns it")
+    told = page.wait(lambda: [e for e in page.state(ALICE)["ephemerals"] + [
+        m for m in page.state(ALICE)["messages"] if m["channel"] == ALICE] if "took over" in visible(e["html"])],
+        what="Alice is told")
+    assert f"bob took over case #{number} from you" in visible(told[0]["html"])
+    # Someone else cannot click Bob's private note.
+    stolen = page.post("action", {"user": CAROL, "channel": note["channel"], "ephemeral_id": note["id"],
+                                  "block_id": take.get("data-block-id"), "action_id": take["data-action-id"]})
+    assert stolen.status_code == 404
+
+
+
+def case_number(card: dict[str, Any]) -> int:
+    found = re.search(r"case #(\d+)", visible(card["html"]))
+    assert found, card
+    return int(found.group(1))
