@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -52,10 +52,19 @@ class SlackConfig(_Strict):
     channel: str
     escalation_channel: str
     oncall: str | None = None
+    admin_channel: str | None = None
+    """Where the bot tells the admin about problems (a source whose credentials stopped working);
+    default: the escalation channel."""
 
-    @field_validator("channel", "escalation_channel")
+    @property
+    def admin(self) -> str:
+        return self.admin_channel or self.escalation_channel
+
+    @field_validator("channel", "escalation_channel", "admin_channel")
     @classmethod
-    def _channel(cls, value: str) -> str:
+    def _channel(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not SLACK_CHANNEL.match(value):
             raise ValueError(f"{value!r} is not a Slack channel id (C…, G… or D…)")
         return value
@@ -80,7 +89,9 @@ class Route(_Strict):
     @field_validator("channel")
     @classmethod
     def _channel(cls, value: str) -> str:
-        return SlackConfig._channel(value)
+        checked = SlackConfig._channel(value)
+        assert checked is not None
+        return checked
 
 
 class GenericSource(_Strict):
@@ -111,9 +122,72 @@ class MastodonSource(_Strict):
         return value.rstrip("/")
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class XSource(_Strict):
+    """X (API v2): mentions, DMs and keyword search polled; replies and DMs sent as the brand."""
+
+    user_id: str = Field(pattern=r"^\d{1,20}$")
+    bearer_token_env: str = "X_BEARER_TOKEN"
+    user_token_env: str = "X_USER_TOKEN"
+    consumer_secret_env: str | None = "X_CONSUMER_SECRET"
+    """For the optional Account Activity webhook (CRC and signatures); null: no webhook."""
+    keywords: list[str] = []
+    dms: bool = True
+    poll_every: Duration = 60.0
+    base_url: HttpUrl = "https://api.x.com"
+    max_length: int = Field(default=280, ge=1, le=25_000)
+
+
+class MetaSource(_Strict):
+    """Facebook Page comments, Messenger, Instagram comments, mentions and messages: one webhook."""
+
+    app_secret_env: str = "META_APP_SECRET"
+    verify_token_env: str = "META_VERIFY_TOKEN"
+    page_token_env: str = "META_PAGE_TOKEN"
+    graph_url: HttpUrl = "https://graph.facebook.com/v21.0"
+    page_id: str | None = None
+    """The Page's id: its own comments and messages are echoes, never cases."""
+    instagram_id: str | None = None
+    """The Instagram professional account's id (mentions are fetched through it)."""
+
+
+class BlueskySource(_Strict):
+    """Bluesky: notifications (mention, reply, quote) and keyword search polled; replies posted."""
+
+    service: HttpUrl = "https://bsky.social"
+    handle: str = Field(min_length=3)
+    app_password_env: str = "BLUESKY_APP_PASSWORD"
+    keywords: list[str] = []
+    poll_every: Duration = 30.0
+    max_graphemes: int = Field(default=300, ge=1, le=300)
+
+
+class GoogleReviewsSource(_Strict):
+    """Google Business Profile reviews, polled per location; answered with the review reply."""
+
+    account: str = Field(pattern=r"^accounts/[^/]+$")
+    locations: list[Annotated[str, Field(pattern=r"^locations/[^/]+$")]] = Field(min_length=1)
+    token_env: str = "GOOGLE_TOKEN"
+    poll_every: Duration = 900.0
+    base_url: HttpUrl = "https://mybusiness.googleapis.com/v4"
+    max_length: int = Field(default=4096, ge=1, le=4096)
+
+
 class Sources(_Strict):
     generic: GenericSource | None = None
     mastodon: MastodonSource | None = None
+    x: XSource | None = None
+    meta: MetaSource | None = None
+    bluesky: BlueskySource | None = None
+    google_reviews: GoogleReviewsSource | None = None
 
 
 class Followup(_Strict):

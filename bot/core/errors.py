@@ -35,3 +35,13 @@ class SendError(Exception):
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class CredentialsError(SendError):
+    """The platform refused the source's credentials (revoked, expired or wrong): retrying cannot help.
+
+    A poller that meets it stops its source and tells the admin channel once; a send fails for good.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from bot.core.model import Delivery
+from bot.core.model import Delivery, Item
 
 
 class Sender(Protocol):
@@ -18,3 +20,56 @@ class Sender(Protocol):
     def compose(self, *, reply_to: dict[str, Any], text: str) -> str:
         """The text as it will appear on the platform (e.g. with the @acct prefix)."""
         ...
+
+
+@dataclass(frozen=True)
+class ReplyRule:
+    """What a platform allows for a reply right now (shown in the reply modal, enforced on submit)."""
+
+    notice: str | None = None
+    """Said in the modal above the text box (e.g. Messenger's 24-hour window and the allowed alternative)."""
+    refusal: str | None = None
+    """Set when no reply is possible at all: the modal explains, submit is refused."""
+
+
+class ReplyChecks(Protocol):
+    """Optional on a Sender: platform rules beyond a character count."""
+
+    def check_text(self, *, reply_to: dict[str, Any], text: str) -> str | None:
+        """None when the platform accepts `text`, else why not (e.g. over 300 graphemes)."""
+        ...
+
+    def rule(self, *, reply_to: dict[str, Any], last_inbound_at: datetime | None) -> ReplyRule: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    """One fetch of a polled feed: the new items (oldest first) and the position to store with them."""
+
+    items: list[Item]
+    cursor: str | None
+    """Stored in the same transaction as the items; None keeps the stored one."""
+    more: bool = False
+    """Another page is waiting right now: fetch again before sleeping."""
+
+
+class Feed(Protocol):
+    """One polled stream of a source (mentions, DMs, one keyword search), with its own stored cursor."""
+
+    key: str
+    """The cursor's name in the database, e.g. "x:mentions"; unique across sources."""
+
+    async def fetch(self, cursor: str | None) -> Page:
+        """Items newer than `cursor`. A first run (cursor None) starts at the newest page without replaying
+        history. Raises SendError (retry_after on rate limits) or CredentialsError."""
+        ...
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `python app.py check`."""
+
+    what: str
+    ok: bool
+    detail: str
+    fix: str = ""
