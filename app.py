@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,10 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from adapters.generic.client import GenericSender
-from adapters.generic.webhook import generic_webhook
-from adapters.mastodon.client import MastodonClient
-from adapters.mastodon.source import MastodonPoller, MastodonSender
+from adapters import registry
+from adapters.source import SourceParts
 from bot.chat.slack.delivery import SlackDelivery
 from bot.chat.slack.listeners import SlackDesk
 from bot.config import Config, ConfigError, Settings, load_config
@@ -38,6 +36,7 @@ from bot.core.ports import Sender
 from bot.services import followups
 from bot.services.api import Services
 from bot.services.outbox import Outbox
+from bot.services.polling import SourcePoller
 from bot.services.records import Effect
 from bot.services.sending import SendHandler
 from bot.web import build_web
@@ -50,13 +49,6 @@ SWITCH_INTERVAL = 0.0005
 in worker threads and gives the GIL up inside every SQLite or PostgreSQL call; with the default, each
 of those waits up to 5 ms for the busy event loop to hand it back (a convoy), which made a batch of
 webhook deliveries take several times its CPU time."""
-
-
-def _secret(env: Mapping[str, str], name: str, key: str) -> str:
-    value = env.get(name)
-    if not value:
-        raise ConfigError(f"{name}: set this environment variable (named by {key} in the config file)")
-    return value
 
 
 class Hook(Protocol):
@@ -81,10 +73,11 @@ class Runtime:
     slack: AsyncWebClient
     web: Starlette
     http: httpx.AsyncClient
-    pollers: list[MastodonPoller] = field(default_factory=list)
+    pollers: list[SourcePoller] = field(default_factory=list)
     leaders: list[Leadership] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     hooks: Sequence[Hook] = ()
+    sources: list[SourceParts] = field(default_factory=list)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -128,6 +121,13 @@ class Runtime:
             await self.slack.session.close()
 
 
+def _may_poll(leader: Leadership) -> Callable[[], Awaitable[bool]]:
+    async def may_poll() -> bool:
+        return await asyncio.to_thread(leader.acquire)
+
+    return may_poll
+
+
 def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
           slack_pace: float | None = None, scheduler_look_every: float = 15.0,
           routes: Sequence[BaseRoute] = (), hooks: Sequence[Hook] = (),
@@ -137,36 +137,23 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     migrate(engine)
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
 
-    senders: dict[str, Sender] = {}
-    webhooks: dict[str, Any] = {}
-    pollers: list[MastodonPoller] = []
-    if config.sources.generic is not None:
-        generic = config.sources.generic
-        secret = _secret(env, generic.secret_env, "sources.generic.secret_env")
-        senders["generic"] = GenericSender(http=http, secret=secret, max_length=generic.max_length,
-                                           default_reply_url=generic.default_reply_url)
-    mastodon_client = None
-    if config.sources.mastodon is not None:
-        mastodon = config.sources.mastodon
-        token = _secret(env, mastodon.token_env, "sources.mastodon.token_env")
-        mastodon_client = MastodonClient(http=http, base_url=mastodon.base_url, token=token)
-        senders["mastodon"] = MastodonSender(client=mastodon_client, max_length=mastodon.max_length)
+    sources = [registry.factory(name)(config=source_config, env=env, http=http)
+               for name, source_config in registry.configured(config.sources)]
+    senders: dict[str, Sender] = {via: sender for parts in sources for via, sender in parts.senders.items()}
 
     scheduler = followups.FollowupScheduler(engine=engine, look_every=scheduler_look_every)
     services = Services(engine=engine, config=config, senders=senders, scheduler=scheduler)
-    if config.sources.generic is not None:
-        webhooks["generic"] = generic_webhook(secret=senders["generic"]._secret,  # type: ignore[attr-defined]
-                                              accept=services.accept)
+    webhooks = {parts.name: parts.webhook(services) for parts in sources if parts.webhook is not None}
     leaders: list[Leadership] = []
-    if mastodon_client is not None and config.sources.mastodon is not None:
-        leader = Leadership(engine, "poll:mastodon")
+    pollers: list[SourcePoller] = []
+    for parts in sources:
+        if not parts.feeds:
+            continue
+        leader = Leadership(engine, f"poll:{parts.name}")  # several copies: one at a time polls each source
         leaders.append(leader)
-
-        async def may_poll() -> bool:
-            return await asyncio.to_thread(leader.acquire)
-
-        pollers.append(MastodonPoller(client=mastodon_client, ingest=services.ingest, load_cursor=services.cursor,
-                                      every=config.sources.mastodon.poll_every, may_poll=may_poll))
+        pollers.append(SourcePoller(name=parts.name, feeds=parts.feeds, every=parts.every, spread=parts.spread,
+                                    ingest=services.ingest, load_cursor=services.cursor,
+                                    may_poll=_may_poll(leader), report=services.notify_admin))
 
     client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
                             AsyncWebClient.BASE_URL, retry_handlers=[])
@@ -199,7 +186,7 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
                     extra_routes=routes, middleware=middleware)
     runtime = Runtime(engine=engine, config=config, services=services, outbox=outbox, scheduler=scheduler,
                       bolt=bolt, desk=desk, slack=client, web=web, http=http, pollers=pollers, leaders=leaders,
-                      hooks=hooks)
+                      hooks=hooks, sources=sources)
     runtime_box.append(runtime)
     return runtime
 

@@ -9,6 +9,8 @@ from typing import Any
 from adapters.source import SourceParts
 
 FACTORIES = {
+    "generic": "adapters.generic.source",
+    "mastodon": "adapters.mastodon.source",
     "x": "adapters.x.source",
     "meta": "adapters.meta.source",
     "bluesky": "adapters.bluesky.source",

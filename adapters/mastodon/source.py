@@ -1,24 +1,23 @@
-"""Mastodon as a source: a poller with a stored cursor, and a sender for replies."""
+"""Mastodon as a source: a polled feed of mentions with a stored cursor, and a sender for replies."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any
+
+import httpx
 
 from adapters.mastodon.client import MastodonClient
 from adapters.mastodon.parse import id_key, parse_notification
+from adapters.source import SourceParts, secret
+from bot.config import MastodonSource
 from bot.core.errors import SendError
 from bot.core.model import Delivery, Item
-from bot.services.ingest import Accepted
+from bot.core.ports import Page
 
 log = logging.getLogger("socialops.mastodon")
 CURSOR = "mastodon:notifications"
-
-Ingest = Callable[..., Awaitable[list[Accepted]]]
-LoadCursor = Callable[[str], Awaitable[str | None]]
-MayPoll = Callable[[], Awaitable[bool]]
 
 
 class MastodonSender:
@@ -45,48 +44,28 @@ class MastodonSender:
         return Delivery(platform_id=str(status.get("id")), url=status.get("url") or status.get("uri"))
 
 
-class MastodonPoller:
-    def __init__(self, *, client: MastodonClient, ingest: Ingest, load_cursor: LoadCursor, every: float,
-                 brand_acct: str = "", may_poll: MayPoll | None = None) -> None:
+class MastodonFeed:
+    """Mention notifications newer than the stored cursor, oldest first. The first run takes the newest page
+    (not the account's whole history)."""
+
+    key = CURSOR
+
+    def __init__(self, *, client: MastodonClient, brand_acct: str = "") -> None:
         self._client = client
-        self._ingest = ingest
-        self._load_cursor = load_cursor
-        self._every = every
         self._brand = brand_acct
-        self._stopping = asyncio.Event()
-        self._may_poll = may_poll
 
-    def stop(self) -> None:
-        self._stopping.set()
+    async def fetch(self, cursor: str | None) -> Page:
+        page = await self._client.notifications(min_id=cursor)
+        if not page:
+            return Page(items=[], cursor=None)
+        page.sort(key=lambda n: id_key(str(n.get("id", ""))))
+        items: list[Item] = [i for n in page if (i := parse_notification(n, brand_acct=self._brand))]
+        return Page(items=items, cursor=str(page[-1]["id"]), more=cursor is not None)
 
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                if self._may_poll is None or await self._may_poll():  # several copies: one polls
-                    await self.poll_once()
-            except SendError as error:
-                log.warning("Mastodon poll failed: %s", error.message)
-            except Exception:
-                log.exception("Mastodon poll failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._every)
-            except TimeoutError:
-                pass
 
-    async def poll_once(self) -> int:
-        """Fetch everything newer than the stored cursor, oldest page first. Returns the items accepted."""
-        cursor = await self._load_cursor(CURSOR)
-        accepted = 0
-        for _ in range(50):
-            page = await self._client.notifications(min_id=cursor)
-            if not page:
-                break
-            page.sort(key=lambda n: id_key(str(n.get("id", ""))))
-            newest = str(page[-1]["id"])
-            items: list[Item] = [i for n in page if (i := parse_notification(n, brand_acct=self._brand))]
-            results = await self._ingest(items, cursor=(CURSOR, newest))
-            accepted += sum(1 for r in results if not r.duplicate)
-            if cursor is None:
-                break  # first run: start from the newest page, do not replay the account's history
-            cursor = newest
-        return accepted
+def make(*, config: MastodonSource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
+    token = secret(env, config.token_env, "sources.mastodon.token_env")
+    client = MastodonClient(http=http, base_url=config.base_url, token=token)
+    return SourceParts(name="mastodon", senders={"mastodon": MastodonSender(client=client,
+                                                                             max_length=config.max_length)},
+                       feeds=[MastodonFeed(client=client)], every=config.poll_every)

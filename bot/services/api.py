@@ -21,7 +21,7 @@ from bot.core.view import CaseView, StatsView
 from bot.services import cases, followups, stats
 from bot.services.cases import Actor
 from bot.services.ingest import Accepted, IngestBatcher, ingest, load_cursor
-from bot.services.records import load_case
+from bot.services.records import Effect, enqueue, load_case
 from storage.db import transaction
 from storage.tables import ChatRefRow, FollowupRow
 
@@ -50,6 +50,10 @@ class Services:
         result = await asyncio.to_thread(work)
         self._notify()
         return result
+
+    async def notify_admin(self, text: str) -> None:
+        """A message for the admin channel, delivered through the outbox like everything else."""
+        await self._run(lambda s: enqueue(s, Effect.NOTICE, None, text=text))
 
     # inbound
     async def ingest(self, items: list[Item], *, cursor: tuple[str, str] | None = None) -> list[Accepted]:

@@ -21,6 +21,8 @@ class Effect:
     SEND = "send"
     PROMPT = "prompt"
     """Post or update a follow-up prompt in the card's thread."""
+    NOTICE = "notice"
+    """Tell the admin channel about a problem the bot cannot fix itself (a source's credentials)."""
 
 
 def audit(

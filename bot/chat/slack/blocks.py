@@ -261,6 +261,12 @@ def escalation(
     return f"Case #{view.id} escalated by {escape(by)}", [{"type": "section", "text": md(body)}]
 
 
+def notice(text: str) -> tuple[str, list[Block]]:
+    """A problem for the admin (a source stopped): the bot's own words, escaped all the same."""
+    body = f":warning: *SocialOps needs an admin*\n{escape(text)}"
+    return f"SocialOps needs an admin: {escape(text)}", [{"type": "section", "text": md(body)}]
+
+
 def oncall(target: str | None, escalation_channel: str) -> str:
     """`/social oncall`: who escalations ping (slack.oncall; rotations are not configured)."""
     if not target:

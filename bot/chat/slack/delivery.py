@@ -79,7 +79,7 @@ class SlackDelivery:
 
     def handlers(self) -> dict[str, Handler]:
         return {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
-                Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt}
+                Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice}
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         """One Web API call. A 429 pauses every call for its Retry-After, not just the row that met it:
@@ -200,6 +200,11 @@ class SlackDelivery:
                                          by=str(row.payload.get("by", "someone")),
                                          oncall=self._config.slack.oncall, permalink=permalink)
         await self._post(row, channel=self._config.slack.escalation_channel, text=text, blocks=blocks)
+        return None
+
+    async def notice(self, row: OutboxRow) -> Finish | None:
+        text, blocks = render.notice(str(row.payload.get("text", "")))
+        await self._post(row, channel=self._config.slack.admin, text=text, blocks=blocks)
         return None
 
     async def prompt(self, row: OutboxRow) -> Finish | None:

@@ -1,0 +1,23 @@
+"""The generic webhook as a source: any listening tool posts signed events; replies go to its reply_url."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from adapters.generic.client import GenericSender
+from adapters.generic.webhook import generic_webhook
+from adapters.source import Endpoint, Intake, SourceParts, secret
+from bot.config import GenericSource
+
+
+def make(*, config: GenericSource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
+    key = secret(env, config.secret_env, "sources.generic.secret_env")
+    sender = GenericSender(http=http, secret=key, max_length=config.max_length,
+                           default_reply_url=config.default_reply_url)
+
+    def webhook(intake: Intake) -> Endpoint:
+        return generic_webhook(secret=key, accept=intake.accept)
+
+    return SourceParts(name="generic", senders={"generic": sender}, webhook=webhook)
