@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.core.model import Delivery, Item
 
@@ -32,6 +32,7 @@ class ReplyRule:
     """Set when no reply is possible at all: the modal explains, submit is refused."""
 
 
+@runtime_checkable
 class ReplyChecks(Protocol):
     """Optional on a Sender: platform rules beyond a character count."""
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.config import Config
+from bot.core.errors import InvalidInput
 from bot.core.model import Item
-from bot.core.ports import Sender
+from bot.core.ports import ReplyChecks, ReplyRule, Sender
 from bot.core.view import CaseView, StatsView
 from bot.services import cases, followups, stats
 from bot.services.cases import Actor
@@ -94,8 +96,16 @@ class Services:
             sender = self.sender_for(session, case_id)
             limit = 3000
             if sender:  # the platform counts what it shows, e.g. the @acct a Mastodon reply starts with
-                prefix = sender.compose(reply_to=dict(cases.reply_target(session, case_id).reply_to), text="")
+                target = cases.reply_target(session, case_id)
+                reply_to = dict(target.reply_to)
+                prefix = sender.compose(reply_to=reply_to, text="")
                 limit = sender.max_length - len(prefix)
+                problem = _platform_rule(sender, reply_to, target.created_at).refusal
+                if problem is None and isinstance(sender, ReplyChecks):
+                    problem = sender.check_text(reply_to=reply_to, text=sender.compose(reply_to=reply_to,
+                                                                                       text=text.strip()))
+                if problem:
+                    raise InvalidInput(problem)
             cases.reply(session, case_id, actor, text, max_length=limit)
 
         await self._run(use_case)
@@ -134,16 +144,19 @@ class Services:
 
         return await asyncio.to_thread(work)
 
-    async def reply_context(self, case_id: int) -> tuple[CaseView, int, str]:
-        """The case, the platform's length limit and what the platform will show before the text."""
+    async def reply_context(self, case_id: int) -> tuple[CaseView, int, str, ReplyRule]:
+        """The case, the platform's length limit, what the platform will show before the text, and what the
+        platform allows right now (a notice for the modal, or a refusal)."""
 
-        def query(session: Session) -> tuple[CaseView, int, str]:
+        def query(session: Session) -> tuple[CaseView, int, str, ReplyRule]:
             view = cases.case_view(session, case_id)
             sender = self.sender_for(session, case_id)
             if sender is None:
-                return view, 3000, ""
-            reply_to = dict(cases.reply_target(session, case_id).reply_to)
-            return view, sender.max_length, sender.compose(reply_to=reply_to, text="")
+                return view, 3000, "", ReplyRule()
+            target = cases.reply_target(session, case_id)
+            reply_to = dict(target.reply_to)
+            return (view, sender.max_length, sender.compose(reply_to=reply_to, text=""),
+                    _platform_rule(sender, reply_to, target.created_at))
 
         return await self.read(query)
 
@@ -157,6 +170,14 @@ class Services:
 
     async def followup(self, followup_id: int) -> FollowupRow | None:
         return await self.read(lambda s: s.get(FollowupRow, followup_id))
+
+
+def _platform_rule(sender: Sender, reply_to: dict[str, Any], last_inbound_at: datetime | None) -> ReplyRule:
+    if not isinstance(sender, ReplyChecks):
+        return ReplyRule()
+    moment = last_inbound_at.replace(tzinfo=UTC) if last_inbound_at and last_inbound_at.tzinfo is None \
+        else last_inbound_at
+    return sender.rule(reply_to=reply_to, last_inbound_at=moment)
 
 
 def save_chat_ref(session: Session, *, case_id: int, desk: str, purpose: str, key: str, conversation: str,

@@ -190,10 +190,13 @@ def _modal(callback_id: str, title: str, submit: str, case_id: int, blocks: list
 
 
 def reply_modal(view: CaseView, *, greeting: str, saved: list[tuple[str, str]], max_length: int,
-                prefix: str, version: int = 0) -> dict[str, Any]:
+                prefix: str, version: int = 0, notice: str | None = None) -> dict[str, Any]:
     blocks: list[Block] = [
         {"type": "section", "text": md(customer_line(view) + "\n" + message_text(view.text, view.url, 1500))},
     ]
+    if notice:  # the platform's rule right now, e.g. Messenger's 24-hour window
+        blocks.append({"type": "context", "block_id": "rule",
+                       "elements": [md(f":information_source: {escape(notice)}")]})
     if saved:
         options = [{"text": plain(title), "value": str(i)} for i, (title, _) in enumerate(saved[:100])]
         blocks.append({"type": "actions", "block_id": "saved", "elements": [{

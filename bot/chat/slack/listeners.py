@@ -176,7 +176,9 @@ class SlackDesk:
 
     async def _reply_modal(self, case_id: int, saved_index: int | None = None, version: int = 0,
                            ) -> tuple[Any, dict[str, Any]]:
-        view, max_length, prefix = await self._services.reply_context(case_id)
+        view, max_length, prefix, rule = await self._services.reply_context(case_id)
+        if rule.refusal:
+            raise ActionError(rule.refusal)
         budget = max(1, min(3000, max_length - len(prefix)))
         saved = [(s.title, personalise(s.text, name=view.customer_name, handle=view.customer_handle))
                  for s in self._services.config.saved_replies]
@@ -184,7 +186,7 @@ class SlackDesk:
         if saved_index is not None and 0 <= saved_index < len(saved):
             greeting = saved[saved_index][1]
         modal = render.reply_modal(view, greeting=greeting, saved=saved, max_length=budget, prefix=prefix,
-                                   version=version)
+                                   version=version, notice=rule.notice)
         return view, modal
 
     async def _saved_reply(self, body: Body, client: AsyncWebClient) -> None:
