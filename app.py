@@ -29,10 +29,12 @@ from starlette.routing import BaseRoute
 
 from adapters import registry
 from adapters.source import SourceParts
+from bot import checks
+from bot.chat.slack.check import check_slack
 from bot.chat.slack.delivery import SlackDelivery
 from bot.chat.slack.listeners import SlackDesk
 from bot.config import Config, ConfigError, Settings, load_config
-from bot.core.ports import Sender
+from bot.core.ports import Check, Sender
 from bot.services import followups
 from bot.services.api import Services
 from bot.services.outbox import Outbox
@@ -216,9 +218,11 @@ async def _serve(settings: Settings, runtime: Runtime) -> None:
         await server.serve()
 
 
-USAGE = """usage: python app.py [sandbox [--no-feed] [--port N] [--config FILE] [--ignore-credentials]]
+USAGE = """usage: python app.py [check | sandbox [--no-feed] [--port N] [--config FILE] [--ignore-credentials]]
 
   python app.py           run the bot; with no Slack credentials set, the local sandbox instead
+  python app.py check     check the Slack token, scopes and channels and every source's credentials
+                          (read-only calls), print what works and what to fix; exit 1 if anything fails
   python app.py sandbox   the local sandbox: an emulated Slack channel in the browser, on 127.0.0.1
     --no-feed             start without the sample customer traffic (start it from the page)
     --port N              listen on port N (default: PORT, else 3000)
@@ -235,6 +239,7 @@ class Command:
     port: int | None = None
     config: str | None = None
     ignore_credentials: bool = False
+    check: bool = False
 
 
 def parse_args(argv: list[str]) -> Command:
@@ -243,6 +248,10 @@ def parse_args(argv: list[str]) -> Command:
         return Command()
     if argv[0] in ("-h", "--help", "help"):
         raise SystemExit(USAGE)
+    if argv[0] == "check":
+        if len(argv) > 1:
+            raise ValueError(f"check takes no arguments, got {' '.join(argv[1:])!r}")
+        return Command(check=True)
     if argv[0] != "sandbox":
         raise ValueError(f"unknown command {argv[0]!r}")
     options: dict[str, Any] = {"sandbox": True, "explicit": True}
@@ -285,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"socialops: {error}\n\n{USAGE}", file=sys.stderr)
         return 2
     env = os.environ
+    if command.check:
+        return run_check(env)
     if command.sandbox or not any(env.get(name) for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
                                                              "SLACK_APP_TOKEN")):
         return run_sandbox(command, env)
@@ -298,6 +309,40 @@ def main(argv: list[str] | None = None) -> int:
     log.info("SocialOps starting: Slack %s, database %s", mode, runtime.engine.url.render_as_string())
     run_async(_serve(settings, runtime))
     return 0
+
+
+def run_check(env: Mapping[str, str]) -> int:
+    """`python app.py check`: read-only calls against Slack and every configured source; a table; exit 1 on
+    any failure."""
+    try:
+        settings = Settings.from_env(env)
+        config = load_config(settings.config_path)
+    except ConfigError as error:
+        return _problem(error)
+
+    async def gather() -> list[Check]:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False) as http:
+            rows: list[Check] = []
+            try:
+                sources = [registry.factory(name)(config=source_config, env=env, http=http)
+                           for name, source_config in registry.configured(config.sources)]
+            except ConfigError as error:
+                return [Check("configuration", False, str(error))]
+            client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
+                                    AsyncWebClient.BASE_URL, retry_handlers=[])
+            rows += await check_slack(client, config)
+            for parts in sources:
+                if parts.check is None:
+                    continue
+                try:
+                    rows += await parts.check()
+                except Exception as error:  # a check must report, never crash the table
+                    rows.append(Check(parts.name, False, f"{type(error).__name__}: {error}"))
+            return rows
+
+    rows = asyncio.run(gather())
+    print(checks.table(rows))
+    return 0 if all(row.ok for row in rows) else 1
 
 
 def run_sandbox(command: Command, env: Mapping[str, str]) -> int:

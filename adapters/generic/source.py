@@ -10,6 +10,7 @@ from adapters.generic.client import GenericSender
 from adapters.generic.webhook import generic_webhook
 from adapters.source import Endpoint, Intake, SourceParts, secret
 from bot.config import GenericSource
+from bot.core.ports import Check
 
 
 def make(*, config: GenericSource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
@@ -20,4 +21,8 @@ def make(*, config: GenericSource, env: Mapping[str, str], http: httpx.AsyncClie
     def webhook(intake: Intake) -> Endpoint:
         return generic_webhook(secret=key, accept=intake.accept)
 
-    return SourceParts(name="generic", senders={"generic": sender}, webhook=webhook)
+    async def check() -> list[Check]:
+        where = config.default_reply_url or "each event's reply_url"
+        return [Check("Generic webhook secret", True, f"{config.secret_env} is set; replies go to {where}")]
+
+    return SourceParts(name="generic", senders={"generic": sender}, webhook=webhook, check=check)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from adapters.http import error_for, network_error
-from bot.core.errors import SendError
+from bot.core.errors import CredentialsError, SendError
 
 log = logging.getLogger("socialops.mastodon")
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="(\w+)"')
@@ -61,6 +61,19 @@ class MastodonClient:
         if not isinstance(page, list):
             raise SendError("Mastodon notifications: expected a JSON list", permanent=False)
         return [n for n in page if isinstance(n, dict)]
+
+    async def verify_credentials(self) -> dict[str, Any]:
+        """The account the token belongs to (a read-only call, for `python app.py check`)."""
+        try:
+            response = await self._http.get(f"{self._base}/api/v1/accounts/verify_credentials", headers=self._headers)
+        except httpx.HTTPError as error:
+            raise network_error(error, "Mastodon") from None
+        if response.status_code == 401:
+            raise CredentialsError("Mastodon refused the token (401): create a new access token")
+        if not response.is_success:
+            raise error_for(response, "Mastodon")
+        answer = response.json()
+        return answer if isinstance(answer, dict) else {}
 
     async def post_status(self, *, status: str, in_reply_to_id: str, visibility: str,
                           idempotency_key: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from adapters.source import SourceParts, secret
 from bot.config import MastodonSource
 from bot.core.errors import SendError
 from bot.core.model import Delivery, Item
-from bot.core.ports import Page
+from bot.core.ports import Check, Page
 
 log = logging.getLogger("socialops.mastodon")
 CURSOR = "mastodon:notifications"
@@ -66,6 +66,15 @@ class MastodonFeed:
 def make(*, config: MastodonSource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
     token = secret(env, config.token_env, "sources.mastodon.token_env")
     client = MastodonClient(http=http, base_url=config.base_url, token=token)
+
+    async def check() -> list[Check]:
+        try:
+            account = await client.verify_credentials()
+        except SendError as error:
+            return [Check("Mastodon token", False, error.message, f"set {config.token_env} to a token with "
+                          "read:notifications and write:statuses")]
+        return [Check("Mastodon token", True, f"@{account.get('acct', '?')} on {config.base_url}")]
+
     return SourceParts(name="mastodon", senders={"mastodon": MastodonSender(client=client,
                                                                              max_length=config.max_length)},
-                       feeds=[MastodonFeed(client=client)], every=config.poll_every)
+                       feeds=[MastodonFeed(client=client)], every=config.poll_every, check=check)

@@ -235,6 +235,10 @@ class Workspace:
         self.permalink_base = permalink_base.rstrip("/")
         self.socket_url: str | None = None
         """What ``apps.connections.open`` answers; None: Socket Mode is not available."""
+        self.scopes = ["chat:write", "commands", "channels:history", "groups:history"]
+        """What the bot token was granted (Slack sends them in the X-OAuth-Scopes header)."""
+        self.not_in_channels: set[str] = set()
+        """Channels the bot was never invited to: posting or reading there answers not_in_channel."""
         self.lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._pending: list[Change] = []
@@ -473,8 +477,13 @@ class Workspace:
             raise SlackError("socket_mode_not_enabled")
         return {"url": self.socket_url}
 
+    def _member(self, channel: str) -> None:
+        if channel in self.not_in_channels:
+            raise SlackError("not_in_channel")
+
     def _post_message(self, p: Json) -> Json:
         self._require(p, "channel")
+        self._member(str(p["channel"]))
         self._validate_message(p)
         ts, channel = self.next_ts(), str(p["channel"])
         thread_ts = str(p["thread_ts"]) if p.get("thread_ts") else None
@@ -533,6 +542,7 @@ class Workspace:
 
     def _history(self, p: Json) -> Json:
         self._require(p, "channel")
+        self._member(str(p["channel"]))
         limit = int(p.get("limit") or 100)
         inclusive = _truthy(p.get("inclusive"))
         oldest, latest = ts_key(str(p.get("oldest") or "0")), ts_key(str(p.get("latest") or "9999999999"))

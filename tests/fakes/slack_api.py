@@ -260,6 +260,8 @@ class FakeSlack:
                     status, body = fail.status, {"ok": False, "error": "internal_error"}
             else:
                 body = self.workspace.handle(method, params)
+                if token == self.token:
+                    headers["X-OAuth-Scopes"] = ",".join(self.workspace.scopes)
             params.pop("token", None)
             call = dict(method=method, params=copy.deepcopy(params), status=status, time=time.time())
             self._calls.append(call | {"ok": body["ok"], "error": body.get("error")})
