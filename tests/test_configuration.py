@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,20 +22,19 @@ def test_the_shipped_example_is_valid_and_routes_mastodon_dms() -> None:
     assert config.sources.generic is not None and config.sources.mastodon is None  # Mastodon: opt in
 
 
-def test_the_example_with_mastodon_uncommented_is_valid(tmp_path: Path) -> None:
+def test_the_example_with_every_source_uncommented_is_valid(tmp_path: Path) -> None:
     text = (ROOT / "socialops.example.yml").read_text()
-    lines = []
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(("# mastodon:", "#   base_url", "#   token_env", "#   poll_every", "#   max_length")):
-            indent = line[: len(line) - len(stripped)]
-            line = indent + stripped[2:]
-        lines.append(line)
-    enabled = "\n".join(lines)
-    (tmp_path / "with-mastodon.yml").write_text(enabled)
-    config = load_config(tmp_path / "with-mastodon.yml")
+    enabled = re.sub(r"^(\s*)# (?=(?:  )?[a-z_]+:)", r"\1", text, flags=re.MULTILINE)
+    (tmp_path / "everything.yml").write_text(enabled)
+    config = load_config(tmp_path / "everything.yml")
     assert config.sources.mastodon is not None and config.sources.mastodon.poll_every == 30
     assert config.sources.mastodon.base_url == "https://mastodon.example"
+    assert config.sources.x is not None and config.sources.x.keywords == ["acme", "#acmefail"]
+    assert config.sources.x.poll_every == 60
+    assert config.sources.meta is not None and config.sources.meta.page_id == "1234567890"
+    assert config.sources.bluesky is not None and config.sources.bluesky.handle == "acme.bsky.social"
+    assert config.sources.google_reviews is not None and config.sources.google_reviews.locations == ["locations/456"]
+    assert config.slack.admin == "C0ADMIN"
 
 
 @pytest.mark.parametrize(("change", "message"), [
