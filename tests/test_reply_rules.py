@@ -3,7 +3,9 @@ modal says what the platform allows now, refuses what it would refuse, and a clo
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,3 +70,34 @@ async def test_a_closed_window_opens_no_modal_and_says_why(bot: Bot) -> None:
     told = await eventually(lambda: bot.slack.ephemerals("U0ALICE"))
     assert told[0]["text"] == "The customer wrote over an hour ago: Ruled allows no reply now."
     assert bot.slack.views() == {}
+
+
+class StalledSender(RuledSender):
+    """A platform that takes its time: the send hangs until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    def check_text(self, *, reply_to: dict[str, Any], text: str) -> str | None:
+        return None
+
+    async def send(self, *, reply_to: dict[str, Any], text: str, idempotency_key: str) -> Delivery:
+        await self.release.wait()
+        return await super().send(reply_to=reply_to, text=text, idempotency_key=idempotency_key)
+
+
+async def test_a_stalled_platform_never_holds_back_the_cards(bot: Bot) -> None:
+    sender = StalledSender()
+    bot.runtime.services.senders["generic"] = sender
+    card = await new_card(bot, "First customer")
+    await bot.alice.click(card, "case.reply", channel="C0CASES")
+    view = await eventually(lambda: next(iter(bot.slack.views().values())))
+    block = next(b["block_id"] for b in view["blocks"] if b["type"] == "input")
+    await bot.alice.submit(view, {block: {"reply_text": {"type": "plain_text_input", "value": "Hi!"}}})
+    await asyncio.sleep(0.3)  # the send is in flight, stalled
+    started = time.monotonic()
+    await new_card(bot, "Second customer, meanwhile")  # its card is posted while the send still hangs
+    assert time.monotonic() - started < 5 and sender.sent == []
+    sender.release.set()
+    await eventually(lambda: sender.sent == ["Hi!"])

@@ -20,6 +20,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, and_, col, exists, or_, select
 
 from bot.core.errors import SendError
+from bot.services.records import Effect
 from storage.db import is_postgres, transaction
 from storage.tables import OutboxRow, utcnow
 
@@ -45,34 +46,65 @@ class Outbox:
         self._handlers = handlers
         self._batch = batch
         self._idle_poll = idle_poll
-        self._wake = asyncio.Event()
+        self._lane_wakes: list[asyncio.Event] = []
         self._stopping = False
         self._held: set[int] = set()
         """Rows this worker leased and has not finished: handed back on a graceful stop."""
 
     def wake(self) -> None:
-        self._wake.set()
+        for wake in self._lane_wakes:
+            wake.set()
 
     def stop(self) -> None:
         self._stopping = True
-        self._wake.set()
+        self.wake()
 
     async def run(self) -> None:
-        while not self._stopping:
-            try:
-                delivered = await self.deliver_once()
-            except Exception:
-                log.exception("outbox pass failed")
-                delivered = 0
-            if delivered == 0:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_poll)
-                except TimeoutError:
-                    pass
+        """Two lanes, each keeping up to `batch` deliveries in flight and leasing more as soon as one ends:
+        sends to the platforms in one, chat messages in the other, so a slow or unreachable platform never
+        holds back the cards (nor another case's send)."""
+        await asyncio.gather(self._lane(sends=True), self._lane(sends=False))
+
+    async def _lane(self, *, sends: bool) -> None:
+        wake = asyncio.Event()
+        self._lane_wakes.append(wake)
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            wake.set()
+
+        try:
+            while not self._stopping:
+                leased = 0
+                free = self._batch - len(in_flight)
+                if free > 0:
+                    try:
+                        rows = await asyncio.to_thread(self._lease, free, sends)
+                    except Exception:
+                        log.exception("outbox lease failed")
+                        rows = []
+                    self._held.update(row.id for row in rows if row.id is not None)
+                    for row in rows:
+                        task = asyncio.create_task(self._deliver(row))
+                        in_flight.add(task)
+                        task.add_done_callback(finished)
+                    leased = len(rows)
+                if leased == 0 or len(in_flight) >= self._batch:
+                    wake.clear()
+                    try:
+                        await asyncio.wait_for(wake.wait(), timeout=self._idle_poll)
+                    except TimeoutError:
+                        pass
+        finally:
+            if in_flight:  # a graceful stop lets them finish; their leases are handed back otherwise
+                _, pending = await asyncio.wait(in_flight, timeout=5)
+                for task in pending:
+                    task.cancel()
 
     async def deliver_once(self) -> int:
-        rows = await asyncio.to_thread(self._lease)
+        """One lease of due rows, delivered before returning (tests step the outbox with it)."""
+        rows = await asyncio.to_thread(self._lease, self._batch, None)
         self._held.update(row.id for row in rows if row.id is not None)
         if rows:
             await asyncio.gather(*(self._deliver(row) for row in rows))
@@ -83,7 +115,9 @@ class Outbox:
         held, self._held = list(self._held), set()
         return self._unlock(col(OutboxRow.id).in_(held)) if held else 0
 
-    def _lease(self) -> list[OutboxRow]:
+    def _lease(self, limit: int, sends: bool | None) -> list[OutboxRow]:
+        """Lease up to `limit` due rows, heads of their case's queue: only sends to the platforms
+        (`sends` True), only chat effects (False), or both (None)."""
         now = utcnow()
         earlier = aliased(OutboxRow)
         is_head = ~exists().where(
@@ -99,8 +133,10 @@ class Outbox:
                 or_(col(OutboxRow.case_id).is_(None), and_(is_head)),
             )
             .order_by(col(OutboxRow.id))
-            .limit(self._batch)
+            .limit(limit)
         )
+        if sends is not None:
+            query = query.where(col(OutboxRow.effect) == Effect.SEND if sends else col(OutboxRow.effect) != Effect.SEND)
         with transaction(self._engine) as session:
             if is_postgres(self._engine):
                 query = query.with_for_update(skip_locked=True, of=OutboxRow)
