@@ -35,6 +35,8 @@ class Platform:
     """True once the bot has polled the fake at least once (its cursor is set), for polled platforms."""
     shown: Callable[[str], str] = lambda text: text
     """What the platform shows for a reply the bot sent (e.g. with an @mention first)."""
+    checkins: bool = True
+    """False where a check-in would replace the reply (Google reviews): resolving schedules none."""
 
 
 @contextmanager
@@ -70,6 +72,7 @@ PLATFORMS = [
                              "poll_every": "0.3s"},
         env=lambda fake: {"GOOGLE_TOKEN": fake.token},
         ready=lambda fake: any(r["method"] == "GET" for r in fake.requests()),
+        checkins=False,
     ),
 ]
 
@@ -77,7 +80,8 @@ PLATFORMS = [
 @asynccontextmanager
 async def bot_for(platform: Platform, fake: Any, database_url: str, slack: FakeSlack) -> AsyncIterator[Bot]:
     config = {"slack": {"channel": "C0CASES", "escalation_channel": "C0ESC", "oncall": "U0CAROL"},
-              "sources": {platform.name: platform.source(fake)}}
+              "sources": {platform.name: platform.source(fake)},
+              "followups": [{"after": "1s", "text": "Hi {first_name}, is everything sorted now?"}]}
     settings = Settings(database_url=database_url, slack_bot_token="xoxb-test", slack_signing_secret=SIGNING_SECRET,
                         slack_api_url=slack.url)
     runtime = build(settings, config_from_mapping(config), {**ENV, **platform.env(fake)}, slack_pace=0.02)
@@ -126,3 +130,12 @@ async def test_the_whole_story_on_each_platform(platform: Platform, database_url
             view = await eventually(lambda: next(iter(bot.slack.views().values())))
             await bot.alice.submit(view, {})
             await bot.card("Tilaus ei tullut", status=":white_check_mark: Resolved")
+
+            def prompts() -> list[dict[str, Any]]:
+                return [m for m in bot.slack.replies("C0CASES", card["ts"]) if "Check-in due" in str(m["blocks"])]
+
+            if platform.checkins:
+                await eventually(prompts, what="the check-in prompt")
+            else:
+                await asyncio.sleep(2.5)
+                assert prompts() == []

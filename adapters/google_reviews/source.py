@@ -89,6 +89,8 @@ class GoogleReviewsSender:
     """The owner's public reply under the review. Google keeps one: a new reply replaces the last."""
 
     platform = "google"
+    checkins = False
+    """A check-in would replace the reply under the review (Google keeps one), so resolving schedules none."""
 
     def __init__(self, *, client: GoogleReviewsClient, max_length: int) -> None:
         self._client = client

@@ -10,7 +10,10 @@ from bot.core.model import Delivery, Item
 
 
 class Sender(Protocol):
-    """Sends a message to the customer on one platform, exactly once per idempotency key."""
+    """Sends a message to the customer on one platform, exactly once per idempotency key.
+
+    A sender may set `checkins = False` when a further message would replace the reply (Google reviews keep
+    one owner reply): resolving such a case schedules no check-ins."""
 
     platform: str
     max_length: int

@@ -117,7 +117,14 @@ class Services:
         await self._run(lambda s: cases.escalate(s, case_id, actor, reason))
 
     async def resolve(self, case_id: int, actor: Actor, note: str) -> None:
-        rows = await self._run(lambda s: cases.resolve(s, case_id, actor, note, config=self.config))
+        def use_case(session: Session) -> list[FollowupRow]:
+            sender = self.sender_for(session, case_id)
+            config = self.config
+            if sender is not None and not getattr(sender, "checkins", True):  # e.g. one reply per review
+                config = config.model_copy(update={"followups": []})
+            return cases.resolve(session, case_id, actor, note, config=config)
+
+        rows = await self._run(use_case)
         if self.scheduler is not None and rows:
             self.scheduler.schedule(rows)
 
