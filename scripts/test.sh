@@ -12,6 +12,11 @@ fi
 if command -v npm >/dev/null 2>&1 && [ ! -d tests/browser/node_modules/playwright-core ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
+# Bluesky's reference network (PLC, PDS, AppView) for the tests against the real thing: Node 22 and
+# @atproto/dev-env from npm (first time ~2.5 min, 660 MB; nothing when already installed).
+if command -v npm >/dev/null 2>&1 && [ -z "${SOCIALOPS_SKIP_BLUESKY:-}" ]; then
+  bash tests/bluesky_net/install.sh
+fi
 pg_dir=""
 cleanup() { [ -n "$pg_dir" ] && bash scripts/postgres.sh stop "$pg_dir"; [ -n "$pg_dir" ] && rm -rf "$pg_dir"; }
 trap cleanup EXIT
