@@ -57,7 +57,15 @@ def meta() -> AbstractContextManager[Any]:
     return _started(FakeMeta())
 
 
+def x() -> AbstractContextManager[Any]:
+    from tests.fakes.x import FakeX
+
+    return _started(FakeX())
+
+
 PLATFORMS = [
+    Platform(name="x", fake=x, source=lambda fake: fake.source(), env=lambda fake: fake.env(),
+             ready=lambda fake: fake.polled()),
     Platform(
         name="meta", fake=meta,
         source=lambda fake: {"graph_url": fake.graph_url, "page_id": fake.page["id"],
