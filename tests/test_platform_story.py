@@ -63,7 +63,18 @@ def x() -> AbstractContextManager[Any]:
     return _started(FakeX())
 
 
+def bluesky() -> AbstractContextManager[Any]:
+    from tests.fakes.bluesky import FakeBluesky
+
+    return _started(FakeBluesky())
+
+
 PLATFORMS = [
+    Platform(
+        name="bluesky", fake=bluesky, source=lambda fake: fake.config(poll_every="0.3s"), env=lambda fake: fake.env(),
+        ready=lambda fake: len(fake.requests("app.bsky.notification.listNotifications")) > 0,
+        shown=lambda text: f"@sara {text}",
+    ),
     Platform(name="x", fake=x, source=lambda fake: fake.source(), env=lambda fake: fake.env(),
              ready=lambda fake: fake.polled()),
     Platform(
