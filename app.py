@@ -41,6 +41,7 @@ from bot.services.outbox import Outbox
 from bot.services.polling import SourcePoller
 from bot.services.records import Effect
 from bot.services.sending import SendHandler
+from bot.services.tokens import DbTokens
 from bot.web import build_web
 from storage.db import Leadership, is_postgres, make_engine, migrate
 
@@ -139,7 +140,8 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
     migrate(engine)
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
 
-    sources = [registry.factory(name)(config=source_config, env=env, http=http)
+    tokens = DbTokens(engine)
+    sources = [registry.factory(name)(config=source_config, env=env, http=http, store=tokens)
                for name, source_config in registry.configured(config.sources)]
     senders: dict[str, Sender] = {via: sender for parts in sources for via, sender in parts.senders.items()}
 
@@ -324,10 +326,16 @@ def run_check(env: Mapping[str, str]) -> int:
         async with httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False) as http:
             rows: list[Check] = []
             try:
-                sources = [registry.factory(name)(config=source_config, env=env, http=http)
+                engine = make_engine(settings.database_url)  # renewed OAuth tokens are kept there
+                migrate(engine)
+                tokens = DbTokens(engine)
+                sources = [registry.factory(name)(config=source_config, env=env, http=http, store=tokens)
                            for name, source_config in registry.configured(config.sources)]
             except ConfigError as error:
                 return [Check("configuration", False, str(error))]
+            except (OperationalError, ArgumentError) as error:
+                reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+                return [Check("database", False, reason, "fix DATABASE_URL")]
             client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
                                     AsyncWebClient.BASE_URL, retry_handlers=[])
             rows += await check_slack(client, config)

@@ -139,6 +139,12 @@ class XSource(_Strict):
     user_token_env: str = "X_USER_TOKEN"
     consumer_secret_env: str | None = "X_CONSUMER_SECRET"
     """For the optional Account Activity webhook (CRC and signatures); null: no webhook."""
+    client_id_env: str | None = None
+    """With refresh_token_env: the user token renews itself (X's OAuth 2.0 user tokens last two hours)."""
+    client_secret_env: str | None = None
+    """Confidential clients only (sent as HTTP Basic); public clients leave it out."""
+    refresh_token_env: str | None = None
+    """The first refresh token (scope offline.access); X rotates it, the bot keeps the newest in its database."""
     keywords: list[str] = []
     dms: bool = True
     poll_every: Duration = 60.0
@@ -176,6 +182,12 @@ class GoogleReviewsSource(_Strict):
     account: str = Field(pattern=r"^accounts/[^/]+$")
     locations: list[Annotated[str, Field(pattern=r"^locations/[^/]+$")]] = Field(min_length=1)
     token_env: str = "GOOGLE_TOKEN"
+    """An access token; optional when the refresh settings below are given."""
+    client_id_env: str | None = None
+    client_secret_env: str | None = None
+    refresh_token_env: str | None = None
+    """With the client id and secret: access tokens (one hour) renew themselves."""
+    token_url: HttpUrl = "https://oauth2.googleapis.com/token"
     poll_every: Duration = 900.0
     base_url: HttpUrl = "https://mybusiness.googleapis.com/v4"
     max_length: int = Field(default=4096, ge=1, le=4096)

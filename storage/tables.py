@@ -177,6 +177,19 @@ class CursorRow(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class CredentialRow(SQLModel, table=True):
+    """OAuth tokens a source renewed itself (access token, rotated refresh token), shared by every copy.
+
+    The first refresh token comes from the environment; a platform that rotates refresh tokens (X) makes the
+    environment's stale after one use, so the current one lives here."""
+
+    __tablename__ = "credentials"
+
+    name: str = Field(primary_key=True, max_length=100)
+    value: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class DailyCountRow(SQLModel, table=True):
     """Daily rollups for `/social stats`: one counter per UTC day, metric and up to two dimensions.
 

@@ -45,7 +45,7 @@ from adapters.source import SourceParts, secret
 from bot.config import BlueskySource
 from bot.core.errors import CredentialsError, SendError
 from bot.core.model import Delivery, Item
-from bot.core.ports import Check, Feed, Page, ReplyRule
+from bot.core.ports import Check, Feed, Page, ReplyRule, TokenStore
 
 log = logging.getLogger("socialops.bluesky")
 
@@ -386,7 +386,8 @@ def _keywords(config: BlueskySource) -> list[str]:
     return seen
 
 
-def make(*, config: BlueskySource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
+def make(*, config: BlueskySource, env: Mapping[str, str], http: httpx.AsyncClient,
+         store: TokenStore | None = None) -> SourceParts:
     password = secret(env, config.app_password_env, "sources.bluesky.app_password_env")
     client = BlueskyClient(http=http, service=config.service, identifier=config.handle, password=password,
                            password_env=config.app_password_env)

@@ -10,10 +10,11 @@ from adapters.generic.client import GenericSender
 from adapters.generic.webhook import generic_webhook
 from adapters.source import Endpoint, Intake, SourceParts, secret
 from bot.config import GenericSource
-from bot.core.ports import Check
+from bot.core.ports import Check, TokenStore
 
 
-def make(*, config: GenericSource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
+def make(*, config: GenericSource, env: Mapping[str, str], http: httpx.AsyncClient,
+         store: TokenStore | None = None) -> SourceParts:
     key = secret(env, config.secret_env, "sources.generic.secret_env")
     sender = GenericSender(http=http, secret=key, max_length=config.max_length,
                            default_reply_url=config.default_reply_url)

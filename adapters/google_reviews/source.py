@@ -21,7 +21,7 @@ from adapters.source import SourceParts, secret
 from bot.config import GoogleReviewsSource
 from bot.core.errors import CredentialsError, SendError
 from bot.core.model import Delivery, Item
-from bot.core.ports import Check, Page, ReplyRule
+from bot.core.ports import Check, Page, ReplyRule, TokenStore
 
 log = logging.getLogger("socialops.google_reviews")
 MAX_PAGES = 20
@@ -159,7 +159,8 @@ def _checker(client: GoogleReviewsClient, account: str, locations: list[str],
     return check
 
 
-def make(*, config: GoogleReviewsSource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
+def make(*, config: GoogleReviewsSource, env: Mapping[str, str], http: httpx.AsyncClient,
+         store: TokenStore | None = None) -> SourceParts:
     token = secret(env, config.token_env, "token_env")
     client = GoogleReviewsClient(http=http, base_url=str(config.base_url), token=token, token_env=config.token_env)
     locations = list(dict.fromkeys(config.locations))

@@ -14,7 +14,7 @@ from adapters.source import SourceParts, secret
 from bot.config import MastodonSource
 from bot.core.errors import SendError
 from bot.core.model import Delivery, Item
-from bot.core.ports import Check, Page
+from bot.core.ports import Check, Page, TokenStore
 
 log = logging.getLogger("socialops.mastodon")
 CURSOR = "mastodon:notifications"
@@ -63,7 +63,8 @@ class MastodonFeed:
         return Page(items=items, cursor=str(page[-1]["id"]), more=cursor is not None)
 
 
-def make(*, config: MastodonSource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
+def make(*, config: MastodonSource, env: Mapping[str, str], http: httpx.AsyncClient,
+         store: TokenStore | None = None) -> SourceParts:
     token = secret(env, config.token_env, "sources.mastodon.token_env")
     client = MastodonClient(http=http, base_url=config.base_url, token=token)
 

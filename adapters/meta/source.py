@@ -39,7 +39,7 @@ from adapters.source import SourceParts, secret
 from bot.config import MetaSource
 from bot.core.errors import CredentialsError, SendError
 from bot.core.model import Delivery, Item, Kind
-from bot.core.ports import Check, ReplyRule
+from bot.core.ports import Check, ReplyRule, TokenStore
 
 log = logging.getLogger("socialops.meta")
 
@@ -303,7 +303,8 @@ async def check(*, client: GraphClient, config: MetaSource) -> list[Check]:
 
 
 def make(*, config: MetaSource, env: Mapping[str, str], http: httpx.AsyncClient,
-         now: Clock = _now) -> SourceParts:
+         now: Clock = _now,
+         store: TokenStore | None = None) -> SourceParts:
     app_secret = secret(env, config.app_secret_env, "sources.meta.app_secret_env")
     verify_token = secret(env, config.verify_token_env, "sources.meta.verify_token_env")
     token = secret(env, config.page_token_env, "sources.meta.page_token_env")

@@ -39,7 +39,7 @@ from adapters.x.webhook import make_endpoint
 from bot.config import XSource
 from bot.core.errors import CredentialsError, SendError
 from bot.core.model import Delivery, Item
-from bot.core.ports import Check, Page, ReplyRule
+from bot.core.ports import Check, Page, ReplyRule, TokenStore
 
 log = logging.getLogger("socialops.x")
 
@@ -389,7 +389,8 @@ def _fix(error: SendError, env: str, *, dms: bool = False, search: bool = False)
 
 # ------------------------------------------------------------------------------------------ make
 
-def make(*, config: XSource, env: Mapping[str, str], http: httpx.AsyncClient) -> SourceParts:
+def make(*, config: XSource, env: Mapping[str, str], http: httpx.AsyncClient,
+         store: TokenStore | None = None) -> SourceParts:
     user_token = secret(env, config.user_token_env, "sources.x.user_token_env")
     bearer = secret(env, config.bearer_token_env, "sources.x.bearer_token_env") if config.keywords else None
     consumer_secret = env.get(config.consumer_secret_env) if config.consumer_secret_env else None

@@ -77,3 +77,11 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+
+
+class TokenStore(Protocol):
+    """Where a source keeps OAuth tokens it renewed (shared by every running copy)."""
+
+    async def load(self, name: str) -> dict[str, Any] | None: ...
+
+    async def save(self, name: str, value: dict[str, Any]) -> None: ...
