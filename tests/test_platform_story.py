@@ -35,6 +35,8 @@ class Platform:
     """True once the bot has polled the fake at least once (its cursor is set), for polled platforms."""
     shown: Callable[[str], str] = lambda text: text
     """What the platform shows for a reply the bot sent (e.g. with an @mention first)."""
+    limit: int = 0
+    """The reply box's limit for this conversation, as the modal states it."""
     checkins: bool = True
     """False where a check-in would replace the reply (Google reviews): resolving schedules none."""
 
@@ -73,17 +75,17 @@ PLATFORMS = [
     Platform(
         name="bluesky", fake=bluesky, source=lambda fake: fake.config(poll_every="0.3s"), env=lambda fake: fake.env(),
         ready=lambda fake: len(fake.requests("app.bsky.notification.listNotifications")) > 0,
-        shown=lambda text: f"@sara {text}",
+        shown=lambda text: f"@sara {text}", limit=294,
     ),
     Platform(name="x", fake=x, source=lambda fake: fake.source(), env=lambda fake: fake.env(),
-             ready=lambda fake: fake.polled()),
+             ready=lambda fake: fake.polled(), limit=280),
     Platform(
         name="meta", fake=meta,
         source=lambda fake: {"graph_url": fake.graph_url, "page_id": fake.page["id"],
                              "instagram_id": fake.instagram["id"]},
         env=lambda fake: {"META_APP_SECRET": fake.app_secret, "META_VERIFY_TOKEN": fake.verify_token,
                           "META_PAGE_TOKEN": fake.page_token},
-        ready=lambda fake: True,
+        ready=lambda fake: True, limit=2000,
     ),
     Platform(
         name="google_reviews", fake=google,
@@ -91,7 +93,7 @@ PLATFORMS = [
                              "poll_every": "0.3s"},
         env=lambda fake: {"GOOGLE_TOKEN": fake.token},
         ready=lambda fake: any(r["method"] == "GET" for r in fake.requests()),
-        checkins=False,
+        checkins=False, limit=3000,  # Slack's text input holds 3,000 (Google takes 4,096 bytes)
     ),
 ]
 
@@ -134,6 +136,9 @@ async def test_the_whole_story_on_each_platform(platform: Platform, database_url
             await bot.alice.click(card, "case.reply", channel="C0CASES")
             view = await eventually(lambda: next(iter(bot.slack.views().values())))
             block = next(b["block_id"] for b in view["blocks"] if b["type"] == "input")
+            box = next(b for b in view["blocks"] if b["type"] == "input")
+            assert f"Up to {platform.limit} characters." in box["hint"]["text"], box["hint"]["text"]
+            assert box["element"]["max_length"] == platform.limit
             submitted = await bot.alice.submit(view, {block: {"reply_text": {"type": "plain_text_input",
                                                                              "value": REPLY_TEXT}}})
             assert submitted.status_code == 200 and not submitted.content, submitted.text

@@ -90,6 +90,13 @@ class MetaSender:
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
         return self._now() - at
 
+    def limit_for(self, reply_to: dict[str, Any]) -> int:
+        """The reply box's character limit for this conversation (check_text has the exact rule)."""
+        platform = str(reply_to.get("platform") or FACEBOOK)
+        if reply_to.get("kind") == "dm" or self._private(reply_to):
+            return INSTAGRAM_DM_BYTES if platform == INSTAGRAM else MESSENGER_CHARS
+        return INSTAGRAM_COMMENT_CHARS if platform == INSTAGRAM else FACEBOOK_COMMENT_CHARS
+
     def check_text(self, *, reply_to: dict[str, Any], text: str) -> str | None:
         if not text.strip():
             return "The reply is empty."

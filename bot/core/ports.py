@@ -13,7 +13,8 @@ class Sender(Protocol):
     """Sends a message to the customer on one platform, exactly once per idempotency key.
 
     A sender may set `checkins = False` when a further message would replace the reply (Google reviews keep
-    one owner reply): resolving such a case schedules no check-ins."""
+    one owner reply): resolving such a case schedules no check-ins; and may have `limit_for(reply_to) -> int`
+    when its limit depends on the conversation (Messenger 2,000 characters, a Facebook comment 8,000)."""
 
     platform: str
     max_length: int

@@ -99,7 +99,7 @@ class Services:
                 target = cases.reply_target(session, case_id)
                 reply_to = dict(target.reply_to)
                 prefix = sender.compose(reply_to=reply_to, text="")
-                limit = sender.max_length - len(prefix)
+                limit = _limit(sender, reply_to) - len(prefix)
                 problem = _platform_rule(sender, reply_to, target.created_at).refusal
                 if problem is None and isinstance(sender, ReplyChecks):
                     problem = sender.check_text(reply_to=reply_to, text=sender.compose(reply_to=reply_to,
@@ -162,7 +162,7 @@ class Services:
                 return view, 3000, "", ReplyRule()
             target = cases.reply_target(session, case_id)
             reply_to = dict(target.reply_to)
-            return (view, sender.max_length, sender.compose(reply_to=reply_to, text=""),
+            return (view, _limit(sender, reply_to), sender.compose(reply_to=reply_to, text=""),
                     _platform_rule(sender, reply_to, target.created_at))
 
         return await self.read(query)
@@ -177,6 +177,12 @@ class Services:
 
     async def followup(self, followup_id: int) -> FollowupRow | None:
         return await self.read(lambda s: s.get(FollowupRow, followup_id))
+
+
+def _limit(sender: Sender, reply_to: dict[str, Any]) -> int:
+    """The conversation's own limit when the platform has several (Messenger 2,000, a comment 8,000)."""
+    limit_for = getattr(sender, "limit_for", None)
+    return int(limit_for(reply_to)) if callable(limit_for) else sender.max_length
 
 
 def _platform_rule(sender: Sender, reply_to: dict[str, Any], last_inbound_at: datetime | None) -> ReplyRule:
