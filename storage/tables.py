@@ -129,6 +129,8 @@ class ReplyRow(SQLModel, table=True):
     attempts: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """How to send it, chosen in the reply modal (e.g. {"mode": "private"}: a private reply to a comment)."""
 
 
 class FollowupRow(SQLModel, table=True):

@@ -163,3 +163,29 @@ async def test_the_whole_story_on_each_platform(platform: Platform, database_url
             else:
                 await asyncio.sleep(2.5)
                 assert prompts() == []
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("public", "comment_reply"), ("private", "private_reply")])
+async def test_a_facebook_comment_is_answered_under_it_or_privately(mode: str, kind: str, database_url: str,
+                                                                    fake_slack: FakeSlack) -> None:
+    platform = next(p for p in PLATFORMS if p.name == "meta")
+    with platform.fake() as fake:
+        async with bot_for(platform, fake, database_url, fake_slack) as bot:
+            path, body, headers = fake.deliver("page", fake.comment_entry("Wo bleibt meine Bestellung? 📦",
+                                                                          name="Lena Müller"))
+            assert (await bot.http.post(path, content=body, headers=headers)).status_code == 200
+            card = await bot.card("Wo bleibt meine Bestellung")
+            await bot.alice.click(card, "case.reply", channel="C0CASES")
+            view = await eventually(lambda: next(iter(bot.slack.views().values())))
+            how = next(b for b in view["blocks"] if b.get("block_id") == "reply_mode")
+            assert [o["value"] for o in how["element"]["options"]] == ["public", "private"]
+            text_block = next(b["block_id"] for b in view["blocks"] if b["type"] == "input"
+                              and b["block_id"] != "reply_mode")
+            chosen = next(o for o in how["element"]["options"] if o["value"] == mode)
+            answer = await bot.alice.submit(view, {
+                text_block: {"reply_text": {"type": "plain_text_input", "value": "Hallo Lena, wir kümmern uns!"}},
+                "reply_mode": {"reply_mode": {"type": "radio_buttons", "selected_option": chosen}}})
+            assert answer.status_code == 200 and not answer.content, answer.text
+            await eventually(lambda: fake.sent_records(), what="the reply at Meta")
+            await asyncio.sleep(0.5)
+            assert [(r["kind"], r["text"]) for r in fake.sent_records()] == [(kind, "Hallo Lena, wir kümmern uns!")]

@@ -90,6 +90,12 @@ class MetaSender:
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
         return self._now() - at
 
+    def reply_modes(self, reply_to: dict[str, Any]) -> list[tuple[str, str]]:
+        """A comment can be answered under it, or privately (Meta's private reply, once per comment)."""
+        if reply_to.get("kind") != "comment":
+            return []
+        return [("public", "Publicly, under the comment"), ("private", "Privately, as a message")]
+
     def limit_for(self, reply_to: dict[str, Any]) -> int:
         """The reply box's character limit for this conversation (check_text has the exact rule)."""
         platform = str(reply_to.get("platform") or FACEBOOK)

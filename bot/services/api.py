@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -91,13 +92,22 @@ class Services:
         via = cases.reply_target(session, case_id).reply_to.get("via") or case.platform
         return self.senders.get(str(via))
 
-    async def reply(self, case_id: int, actor: Actor, text: str) -> None:
+    async def reply(self, case_id: int, actor: Actor, text: str, mode: str | None = None) -> None:
+        """Queue a reply; `mode` is one of the sender's reply modes (e.g. "private"), chosen in the modal."""
+
         def use_case(session: Session) -> None:
             sender = self.sender_for(session, case_id)
             limit = 3000
+            options: dict[str, Any] | None = None
             if sender:  # the platform counts what it shows, e.g. the @acct a Mastodon reply starts with
                 target = cases.reply_target(session, case_id)
                 reply_to = dict(target.reply_to)
+                modes = reply_modes(sender, reply_to)
+                if mode is not None and modes and mode not in {value for value, _ in modes}:
+                    raise InvalidInput(f"{mode!r} is not a way to reply here.")
+                if mode is not None and modes:
+                    options = {"mode": mode}
+                    reply_to["mode"] = mode
                 prefix = sender.compose(reply_to=reply_to, text="")
                 limit = _limit(sender, reply_to) - len(prefix)
                 problem = _platform_rule(sender, reply_to, target.created_at).refusal
@@ -106,7 +116,7 @@ class Services:
                                                                                        text=text.strip()))
                 if problem:
                     raise InvalidInput(problem)
-            cases.reply(session, case_id, actor, text, max_length=limit)
+            cases.reply(session, case_id, actor, text, max_length=limit, options=options)
 
         await self._run(use_case)
 
@@ -151,19 +161,19 @@ class Services:
 
         return await asyncio.to_thread(work)
 
-    async def reply_context(self, case_id: int) -> tuple[CaseView, int, str, ReplyRule]:
-        """The case, the platform's length limit, what the platform will show before the text, and what the
-        platform allows right now (a notice for the modal, or a refusal)."""
+    async def reply_context(self, case_id: int) -> ReplyContext:
+        """What the reply modal shows: the case, the platform's length limit, what the platform will show
+        before the text, what it allows right now (a notice, or a refusal), and the ways to reply."""
 
-        def query(session: Session) -> tuple[CaseView, int, str, ReplyRule]:
+        def query(session: Session) -> ReplyContext:
             view = cases.case_view(session, case_id)
             sender = self.sender_for(session, case_id)
             if sender is None:
-                return view, 3000, "", ReplyRule()
+                return ReplyContext(view, 3000, "", ReplyRule(), [])
             target = cases.reply_target(session, case_id)
             reply_to = dict(target.reply_to)
-            return (view, _limit(sender, reply_to), sender.compose(reply_to=reply_to, text=""),
-                    _platform_rule(sender, reply_to, target.created_at))
+            return ReplyContext(view, _limit(sender, reply_to), sender.compose(reply_to=reply_to, text=""),
+                                _platform_rule(sender, reply_to, target.created_at), reply_modes(sender, reply_to))
 
         return await self.read(query)
 
@@ -177,6 +187,22 @@ class Services:
 
     async def followup(self, followup_id: int) -> FollowupRow | None:
         return await self.read(lambda s: s.get(FollowupRow, followup_id))
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    view: CaseView
+    max_length: int
+    prefix: str
+    rule: ReplyRule
+    modes: list[tuple[str, str]]
+    """(value, label) of the ways to reply, the first the default; [] when there is only one."""
+
+
+def reply_modes(sender: Sender, reply_to: dict[str, Any]) -> list[tuple[str, str]]:
+    """A sender may offer several ways to answer (`reply_modes(reply_to)`), e.g. under a comment or privately."""
+    modes = getattr(sender, "reply_modes", None)
+    return [(str(v), str(label)) for v, label in modes(reply_to)] if callable(modes) else []
 
 
 def _limit(sender: Sender, reply_to: dict[str, Any]) -> int:

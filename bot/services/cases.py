@@ -95,7 +95,8 @@ def release(session: Session, case_id: int, actor: Actor) -> CaseRow:
     return case
 
 
-def reply(session: Session, case_id: int, actor: Actor, text: str, *, max_length: int) -> ReplyRow:
+def reply(session: Session, case_id: int, actor: Actor, text: str, *, max_length: int,
+          options: dict[str, Any] | None = None) -> ReplyRow:
     """Queue a reply; replying to an unclaimed case claims it for the one who answers."""
     text = text.strip()
     if not text:
@@ -107,15 +108,16 @@ def reply(session: Session, case_id: int, actor: Actor, text: str, *, max_length
     if case.status == Status.OPEN:
         case.owner, case.owner_name, case.status = actor.id, actor.name, Status.CLAIMED
         _record_claim(session, case, Action.CLAIM, actor)
-    row = _queue_message(session, case, text, actor, kind="reply")
+    row = _queue_message(session, case, text, actor, kind="reply", options=options)
     audit(session, case, Action.REPLY, actor=actor.id, actor_name=actor.name, desk=actor.desk, reply_id=row.id)
     refresh_card(session, case, f"{actor.name} is replying:", quote=text)
     return row
 
 
-def _queue_message(session: Session, case: CaseRow, text: str, actor: Actor, *, kind: str) -> ReplyRow:
+def _queue_message(session: Session, case: CaseRow, text: str, actor: Actor, *, kind: str,
+                   options: dict[str, Any] | None = None) -> ReplyRow:
     row = ReplyRow(case_id=case.id or 0, kind=kind, text=text, author=actor.id, author_name=actor.name,
-                   idempotency_key=f"socialops-{uuid.uuid4()}")
+                   idempotency_key=f"socialops-{uuid.uuid4()}", options=options or None)
     session.add(row)
     session.flush()
     enqueue(session, Effect.SEND, case.id, reply_id=row.id)

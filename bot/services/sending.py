@@ -32,7 +32,7 @@ class SendHandler:
             if row is None or row.status != ReplyStatus.QUEUED:
                 return None
             case = load_case(session, row.case_id)
-            return row, case.platform, dict(reply_target(session, row.case_id).reply_to)
+            return row, case.platform, {**reply_target(session, row.case_id).reply_to, **(row.options or {})}
 
     async def __call__(self, outbox: OutboxRow) -> Finish | None:
         reply_id = int(outbox.payload["reply_id"])

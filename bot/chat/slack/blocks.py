@@ -31,6 +31,7 @@ REPLY_MODAL = "modal.reply"
 ESCALATE_MODAL = "modal.escalate"
 RESOLVE_MODAL = "modal.resolve"
 REPLY_INPUT = "reply_text"
+MODE_INPUT = "reply_mode"
 REASON_INPUT = "reason"
 NOTE_INPUT = "note"
 
@@ -190,7 +191,8 @@ def _modal(callback_id: str, title: str, submit: str, case_id: int, blocks: list
 
 
 def reply_modal(view: CaseView, *, greeting: str, saved: list[tuple[str, str]], max_length: int,
-                prefix: str, version: int = 0, notice: str | None = None) -> dict[str, Any]:
+                prefix: str, version: int = 0, notice: str | None = None,
+                modes: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     blocks: list[Block] = [
         {"type": "section", "text": md(customer_line(view) + "\n" + message_text(view.text, view.url, 1500))},
     ]
@@ -212,6 +214,11 @@ def reply_modal(view: CaseView, *, greeting: str, saved: list[tuple[str, str]], 
         "element": {"type": "plain_text_input", "action_id": REPLY_INPUT, "multiline": True,
                     "initial_value": greeting[:max_length], "max_length": max_length},
     })
+    if modes:  # e.g. under the comment, or privately as a message
+        options = [{"text": plain(label), "value": value} for value, label in modes[:10]]
+        blocks.append({"type": "input", "block_id": MODE_INPUT, "label": plain("How"),
+                       "element": {"type": "radio_buttons", "action_id": MODE_INPUT, "options": options,
+                                   "initial_option": options[0]}})
     title = f"Reply on {platform_name(view.platform)}"
     return _modal(REPLY_MODAL, title if len(title) <= 24 else "Reply", "Send", view.id, blocks)
 

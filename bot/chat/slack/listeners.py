@@ -176,7 +176,8 @@ class SlackDesk:
 
     async def _reply_modal(self, case_id: int, saved_index: int | None = None, version: int = 0,
                            ) -> tuple[Any, dict[str, Any]]:
-        view, max_length, prefix, rule = await self._services.reply_context(case_id)
+        context = await self._services.reply_context(case_id)
+        view, max_length, prefix, rule = context.view, context.max_length, context.prefix, context.rule
         if rule.refusal:
             raise ActionError(rule.refusal)
         budget = max(1, min(3000, max_length - len(prefix)))
@@ -186,7 +187,7 @@ class SlackDesk:
         if saved_index is not None and 0 <= saved_index < len(saved):
             greeting = saved[saved_index][1]
         modal = render.reply_modal(view, greeting=greeting, saved=saved, max_length=budget, prefix=prefix,
-                                   version=version, notice=rule.notice)
+                                   version=version, notice=rule.notice, modes=context.modes)
         return view, modal
 
     async def _saved_reply(self, body: Body, client: AsyncWebClient) -> None:
@@ -237,7 +238,11 @@ class SlackDesk:
     async def _submit_reply(self, ack: AsyncAck, body: Body) -> None:
         text = _input(body, render.REPLY_INPUT, render.REPLY_INPUT)
         block = _input_block(body, render.REPLY_INPUT)
-        await self._submit(ack, body, block, lambda case_id: self._services.reply(case_id, actor_of(body), text))
+        chosen = (body.get("view", {}).get("state", {}).get("values", {}).get(render.MODE_INPUT, {})
+                  .get(render.MODE_INPUT, {}).get("selected_option") or {})
+        mode = str(chosen["value"]) if chosen.get("value") else None
+        await self._submit(ack, body, block,
+                           lambda case_id: self._services.reply(case_id, actor_of(body), text, mode))
 
     async def _submit_escalation(self, ack: AsyncAck, body: Body) -> None:
         reason = _input(body, render.REASON_INPUT, render.REASON_INPUT)

@@ -1,4 +1,4 @@
-"""credentials: OAuth tokens sources renew themselves
+"""credentials: OAuth tokens sources renew themselves; replies.options: how a reply is sent
 
 Revision ID: 0002
 Revises: 0001
@@ -24,7 +24,11 @@ def upgrade() -> None:
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    with op.batch_alter_table('replies', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('options', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('replies', schema=None) as batch_op:
+        batch_op.drop_column('options')
     op.drop_table('credentials')
