@@ -3,13 +3,17 @@
 X's user-context tokens last two hours and Google's one: without renewal a source would stop within the
 hour. The newest tokens live in the `TokenStore` (the database), shared by every running copy; a platform
 that rotates refresh tokens (X) makes the one in the environment stale after its first use, so the stored
-one wins. Two copies renewing at once: the loser's refresh is refused, it reads the winner's from the store.
+one wins — unless the environment holds a refresh token the stored ones do not descend from (the admin
+authorised the app again after a refusal): then the new one from the environment wins. Two copies renewing
+at once: the loser's refresh is refused, it reads the winner's from the store (waiting up to `SETTLE_S` for
+the winner to write it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import time
 from typing import Any
@@ -23,6 +27,8 @@ from bot.core.ports import TokenStore
 log = logging.getLogger("socialops.oauth")
 EARLY_S = 120.0
 """Renew this long before the access token expires."""
+SETTLE_S = 2.0
+"""After a refused refresh: how long to wait for another copy's renewal to appear in the store."""
 
 
 class RefreshingToken:
@@ -40,6 +46,8 @@ class RefreshingToken:
         self._store = store
         self._hint = hint
         self._refresh = refresh_token
+        self._seed = _fingerprint(refresh_token)
+        """Which refresh token from the environment the current one descends from (stored with it)."""
         self._access = access_token
         self._expires_at = 0.0 if access_token is None else time.time() + EARLY_S + 1
         self._loaded = False
@@ -51,11 +59,16 @@ class RefreshingToken:
             return
         stored = await self._store.load(self.name)
         self._loaded = True
-        if stored and stored.get("refresh_token"):
-            self._adopt(stored)
+        if not stored or not stored.get("refresh_token"):
+            return
+        if stored.get("seed") not in (None, self._seed):
+            log.info("%s: a new refresh token in the environment replaces the stored one", self.name)
+            return
+        self._adopt(stored)
 
     def _adopt(self, value: dict[str, Any]) -> None:
         self._refresh = str(value.get("refresh_token") or self._refresh)
+        self._seed = str(value.get("seed") or self._seed)
         self._access = str(value["access_token"]) if value.get("access_token") else None
         self._expires_at = float(value.get("expires_at") or 0.0)
 
@@ -71,11 +84,14 @@ class RefreshingToken:
     async def refused(self, token: str) -> str:
         """The platform refused `token` (401): renew, unless someone already did; the new token."""
         async with self._lock:
+            await self._load()
             if self._access is not None and self._access != token:
                 return self._access
             if self._store is not None:  # another copy may have renewed it
                 stored = await self._store.load(self.name)
-                if stored and stored.get("access_token") and stored["access_token"] != token:
+                if (stored and stored.get("access_token") and stored["access_token"] != token
+                        and stored.get("seed") in (None, self._seed)
+                        and float(stored.get("expires_at") or 0.0) > time.time()):
                     self._adopt(stored)
                     assert self._access is not None
                     return self._access
@@ -89,8 +105,8 @@ class RefreshingToken:
         except CredentialsError:
             if self._store is None:
                 raise
-            stored = await self._store.load(self.name)  # lost a race with another copy?
-            if not stored or stored.get("refresh_token") in (None, self._refresh):
+            stored = await self._rotated()  # lost a race with another copy?
+            if stored is None:
                 raise
             self._adopt(stored)
             if self._access is not None and time.time() < self._expires_at - EARLY_S:
@@ -101,8 +117,21 @@ class RefreshingToken:
         self._expires_at = time.time() + float(answer.get("expires_in") or 3600)
         if self._store is not None:
             await self._store.save(self.name, {"access_token": self._access, "refresh_token": self._refresh,
-                                               "expires_at": self._expires_at})
+                                               "expires_at": self._expires_at, "seed": self._seed})
         log.info("%s: access token renewed", self.name)
+
+    async def _rotated(self) -> dict[str, Any] | None:
+        """The stored tokens once they differ from the refresh token just refused: the copy that won the
+        race may still be writing them (its answer from the platform came first), so wait up to SETTLE_S."""
+        assert self._store is not None
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            stored = await self._store.load(self.name)
+            if stored and stored.get("refresh_token") not in (None, self._refresh):
+                return stored
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(min(0.1, SETTLE_S))
 
     async def _post(self, refresh_token: str) -> dict[str, Any]:
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
@@ -120,9 +149,11 @@ class RefreshingToken:
             raise network_error(error, f"{self.name} token renewal") from None
         if response.status_code in (400, 401, 403):  # invalid_grant, invalid_client…
             try:
-                said = str(response.json().get("error_description") or response.json().get("error"))
+                body = response.json()
             except ValueError:
-                said = response.text[:200]
+                body = None
+            said = (str(body.get("error_description") or body.get("error"))[:200] if isinstance(body, dict)
+                    else response.text[:200])
             raise CredentialsError(f"{self.name}: the refresh token was refused ({response.status_code} {said})"
                                    + (f": {self._hint}" if self._hint else ""))
         if not response.is_success:
@@ -134,3 +165,7 @@ class RefreshingToken:
         if not isinstance(answer, dict) or not answer.get("access_token"):
             raise SendError(f"{self.name} token renewal: no access_token in the answer", permanent=False)
         return answer
+
+
+def _fingerprint(refresh_token: str) -> str:
+    return hashlib.sha256(refresh_token.encode()).hexdigest()[:32]

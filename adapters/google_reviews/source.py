@@ -4,6 +4,10 @@ Each feed's cursor is the newest `updateTime` it has seen. A fetch walks the lis
 first) until it reaches reviews at or below the cursor, and returns the new and edited reviews oldest
 first. A first run only sets the cursor. A reply is a PUT that replaces the review's one owner reply, so
 repeating it is harmless.
+
+Access tokens last an hour. With `client_id_env` and `refresh_token_env` (and usually `client_secret_env`)
+configured, the token renews itself: a `RefreshingToken` named "google:token" posts the refresh grant to
+`token_url` (client id and secret in the form, Google's way) and keeps the newest token in the TokenStore.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import httpx
 
 from adapters.google_reviews.client import PAGE_SIZE, GoogleReviewsClient, TokenRefused
 from adapters.google_reviews.parse import EPOCH, REVIEW_NAME, VIA, TimeKey, parse_review, time_key
+from adapters.oauth import RefreshingToken
 from adapters.source import SourceParts, secret
-from bot.config import GoogleReviewsSource
+from bot.config import ConfigError, GoogleReviewsSource
 from bot.core.errors import CredentialsError, SendError
 from bot.core.model import Delivery, Item
 from bot.core.ports import Check, Page, ReplyRule, TokenStore
@@ -127,8 +132,12 @@ class GoogleReviewsSender:
         return Delivery(platform_id=f"{review_id}:reply@{reply.get('updateTime') or ''}", url=None)
 
 
-def _checker(client: GoogleReviewsClient, account: str, locations: list[str],
-             token_env: str) -> Callable[[], Awaitable[list[Check]]]:
+def _checker(client: GoogleReviewsClient, account: str, locations: list[str], token_env: str,
+             renewing: bool = False) -> Callable[[], Awaitable[list[Check]]]:
+    fresh = (f"Authorise the OAuth client again (scope business.manage, offline access) and put the new refresh "
+             f"token in {token_env}" if renewing else
+             f"Put a fresh OAuth access token with the business.manage scope in {token_env}")
+
     async def check() -> list[Check]:
         rows: list[Check] = []
         for location in locations:
@@ -136,8 +145,7 @@ def _checker(client: GoogleReviewsClient, account: str, locations: list[str],
             try:
                 page = await client.list_reviews(account=account, location=location, page_size=1)
             except TokenRefused as error:
-                rows.append(Check(what=what, ok=False, detail=error.message,
-                                  fix=f"Put a fresh OAuth access token with the business.manage scope in {token_env}"))
+                rows.append(Check(what=what, ok=False, detail=error.message, fix=fresh))
                 continue
             except CredentialsError as error:
                 rows.append(Check(what=what, ok=False, detail=error.message,
@@ -159,10 +167,35 @@ def _checker(client: GoogleReviewsClient, account: str, locations: list[str],
     return check
 
 
+TOKEN_NAME = "google:token"
+"""The TokenStore key of the renewing access token."""
+
+
+def access_token(config: GoogleReviewsSource, env: Mapping[str, str], http: httpx.AsyncClient,
+                 store: TokenStore | None) -> tuple[str | RefreshingToken, str]:
+    """The access token (renewing when the refresh settings are configured) and the variable to fix when
+    Google refuses it. Configured refresh settings must be present in the environment."""
+    if not config.refresh_token_env:
+        return secret(env, config.token_env, "token_env"), config.token_env
+    if not config.client_id_env:
+        raise ConfigError("sources.google_reviews.client_id_env: the OAuth client id is needed with "
+                          "refresh_token_env (Google Cloud console, APIs & Services, Credentials)")
+    refresh = secret(env, config.refresh_token_env, "sources.google_reviews.refresh_token_env")
+    client_id = secret(env, config.client_id_env, "sources.google_reviews.client_id_env")
+    client_secret = (secret(env, config.client_secret_env, "sources.google_reviews.client_secret_env")
+                     if config.client_secret_env else None)
+    hint = (f"authorise the OAuth client again (scope business.manage, offline access) and put the new refresh "
+            f"token in {config.refresh_token_env}")
+    token = RefreshingToken(http=http, name=TOKEN_NAME, token_url=str(config.token_url), client_id=client_id,
+                            client_secret=client_secret, refresh_token=refresh,
+                            access_token=env.get(config.token_env) or None, store=store, basic_auth=False, hint=hint)
+    return token, config.refresh_token_env
+
+
 def make(*, config: GoogleReviewsSource, env: Mapping[str, str], http: httpx.AsyncClient,
          store: TokenStore | None = None) -> SourceParts:
-    token = secret(env, config.token_env, "token_env")
-    client = GoogleReviewsClient(http=http, base_url=str(config.base_url), token=token, token_env=config.token_env)
+    token, token_env = access_token(config, env, http, store)
+    client = GoogleReviewsClient(http=http, base_url=str(config.base_url), token=token, token_env=token_env)
     locations = list(dict.fromkeys(config.locations))
     return SourceParts(
         name=VIA,
@@ -170,7 +203,7 @@ def make(*, config: GoogleReviewsSource, env: Mapping[str, str], http: httpx.Asy
         feeds=[GoogleReviewsFeed(client=client, account=config.account, location=loc) for loc in locations],
         every=config.poll_every,
         spread=SPREAD if len(locations) > 1 else 0.0,
-        check=_checker(client, config.account, locations, config.token_env),
+        check=_checker(client, config.account, locations, token_env, renewing=isinstance(token, RefreshingToken)),
     )
 
 

@@ -7,6 +7,11 @@ during the pause raises `SendError(retry_after=<seconds left>)` without reaching
 X takes no idempotency key. A post that fails before X saw it (no connection, 429) is safe to retry; when
 the answer is lost (timeout, dropped connection, 5xx) X may have posted it: a retry of the same reply is
 then refused by X's duplicate-content check, and the sender says so on the card.
+
+The user token is either fixed (a string) or a `RefreshingToken` (OAuth 2.0 user tokens last two hours):
+then every user-context call takes the token from `get()`, and a 401 renews it (`refused`) and repeats the
+call once — safe for posts too, because X did nothing with a request it answered 401. Only a second 401,
+or a refused renewal, is a CredentialsError. The app-only bearer token does not expire.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, Literal
 
 import httpx
 
+from adapters.oauth import RefreshingToken
 from bot.core.errors import CredentialsError, SendError
 
 log = logging.getLogger("socialops.x")
@@ -66,10 +72,16 @@ def _problem_type(response: httpx.Response) -> str:
 
 
 class XClient:
-    def __init__(self, *, http: httpx.AsyncClient, base_url: str, user_token: str, bearer_token: str | None = None,
-                 user_token_env: str = "X_USER_TOKEN", bearer_token_env: str = "X_BEARER_TOKEN") -> None:
+    def __init__(self, *, http: httpx.AsyncClient, base_url: str, user_token: str | RefreshingToken | None,
+                 bearer_token: str | None = None, user_token_env: str = "X_USER_TOKEN",
+                 bearer_token_env: str = "X_BEARER_TOKEN") -> None:
+        """`user_token_env`: the variable to fix when X refuses the user token (with a `RefreshingToken`, the
+        one holding the refresh token)."""
         self._http = http
         self._base = base_url.rstrip("/")
+        self._renewing: RefreshingToken | None = None
+        if isinstance(user_token, RefreshingToken):
+            self._renewing, user_token = user_token, None
         self._tokens: dict[Auth, str | None] = {"user": user_token, "app": bearer_token}
         self._envs: dict[Auth, str] = {"user": user_token_env, "app": bearer_token_env}
         self._paused_until: dict[str, float] = {}
@@ -96,7 +108,11 @@ class XClient:
     # ---- one request
     def _refused(self, auth: Auth, status: int, detail: str) -> CredentialsError:
         env = self._envs[auth]
-        if auth == "user":
+        if auth == "user" and self._renewing is not None:
+            fix = ("authorise the app again as the brand account (OAuth 2.0 with PKCE, scopes tweet.read users.read "
+                   f"tweet.write dm.read dm.write offline.access) and set the new refresh token in {env}")
+            what = "the user token (renewed just now)" if status == 401 else "the user token"
+        elif auth == "user":
             fix = ("create a new one (OAuth 2.0 user context, scopes tweet.read users.read tweet.write dm.read "
                    f"dm.write offline.access) and set it in {env}")
             what = "the user token"
@@ -113,18 +129,15 @@ class XClient:
         left = self.pause_left(endpoint)
         if left:
             raise SendError(f"{what}: X rate limit, waiting for the reset", permanent=False, retry_after=left)
-        token = self._tokens[auth]
+        renewing = self._renewing if auth == "user" else None
+        token = await renewing.get() if renewing is not None else self._tokens[auth]
         if not token:
             raise CredentialsError(f"{what}: no X {auth} token is configured (set {self._envs[auth]})")
-        try:
-            response = await self._http.request(method, f"{self._base}{path}", params=params, json=body,
-                                                headers={"Authorization": f"Bearer {token}"})
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-            raise SendError(f"{what}: X unreachable: {type(error).__name__}", permanent=False) from None
-        except httpx.HTTPError as error:
-            if method == "GET":
-                raise SendError(f"{what}: {type(error).__name__}: {error}", permanent=False) from None
-            raise Ambiguous(f"{what}: X did not answer ({type(error).__name__})") from None
+        response = await self._send(method, path, params=params, body=body, token=token, what=what)
+        if response.status_code == 401 and renewing is not None:
+            log.info("%s: X refused the user token (401); renewing it and asking again", what)
+            token = await renewing.refused(token)
+            response = await self._send(method, path, params=params, body=body, token=token, what=what)
         self._note_limits(endpoint, response)
         status = response.status_code
         if status == 401:
@@ -150,6 +163,18 @@ class XClient:
                 raise SendError(f"{what}: X answered something that is not a JSON object", permanent=False)
             raise Ambiguous(f"{what}: X answered {status} without a JSON object")
         return answer
+
+    async def _send(self, method: str, path: str, *, params: Mapping[str, str | int] | None, body: Json | None,
+                    token: str, what: str) -> httpx.Response:
+        try:
+            return await self._http.request(method, f"{self._base}{path}", params=params, json=body,
+                                            headers={"Authorization": f"Bearer {token}"})
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            raise SendError(f"{what}: X unreachable: {type(error).__name__}", permanent=False) from None
+        except httpx.HTTPError as error:
+            if method == "GET":
+                raise SendError(f"{what}: {type(error).__name__}: {error}", permanent=False) from None
+            raise Ambiguous(f"{what}: X did not answer ({type(error).__name__})") from None
 
     # ---- calls
     async def me(self) -> Json:

@@ -6,6 +6,9 @@ Feeds (each with its own stored cursor):
 - `x:search` — GET /2/tweets/search/recent (bearer token) for the configured keywords, the brand's own posts
   and reposts excluded; a post found here and in the mentions is one item (same id).
 
+The user token renews itself when `refresh_token_env` and `client_id_env` are configured (X's OAuth 2.0
+user tokens last two hours): a `RefreshingToken` named "x:user" keeps the newest tokens in the TokenStore.
+
 Cursors are X ids (newest seen). X pages newest first, so a fetch walks back to the cursor and hands the
 items over oldest first. A backlog longer than `PAGES_PER_FETCH` pages is worked off in several fetches:
 the cursor then also holds the part still to fetch, `"<newest>/<since>/<until>"`.
@@ -22,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from adapters.oauth import RefreshingToken
 from adapters.source import Endpoint, Intake, SourceParts, secret
 from adapters.x.client import Ambiguous, Json, XClient
 from adapters.x.parse import (
@@ -36,7 +40,7 @@ from adapters.x.parse import (
 )
 from adapters.x.text import DM_MAX_LENGTH, weighted_length
 from adapters.x.webhook import make_endpoint
-from bot.config import XSource
+from bot.config import ConfigError, XSource
 from bot.core.errors import CredentialsError, SendError
 from bot.core.model import Delivery, Item
 from bot.core.ports import Check, Page, ReplyRule, TokenStore
@@ -341,7 +345,8 @@ class XDmSender:
 
 # ------------------------------------------------------------------------------------------ check
 
-async def _check(client: XClient, config: XSource, brand: Brand, *, has_webhook: bool) -> list[Check]:
+async def _check(client: XClient, config: XSource, brand: Brand, *, has_webhook: bool,
+                 user_env: str, renewing: bool) -> list[Check]:
     checks: list[Check] = []
     try:
         me = (await client.me()).get("data") or {}
@@ -354,13 +359,14 @@ async def _check(client: XClient, config: XSource, brand: Brand, *, has_webhook:
                                 f"{config.user_id}", fix=f"set sources.x.user_id to {user_id}, or create the token "
                                 "while logged in as the brand account"))
     except SendError as error:
-        checks.append(Check("X user token", False, error.message, fix=_fix(error, config.user_token_env)))
+        checks.append(Check("X user token", False, error.message,
+                            fix=_fix(error, user_env, renewing=renewing)))
     if config.dms:
         try:
             await client.dm_events(max_results=1)
             checks.append(Check("X DMs", True, "DM events can be read"))
         except SendError as error:
-            checks.append(Check("X DMs", False, error.message, fix=_fix(error, config.user_token_env, dms=True)))
+            checks.append(Check("X DMs", False, error.message, fix=_fix(error, user_env, dms=True)))
     if config.keywords:
         query = build_query(config.keywords, config.user_id)
         try:
@@ -375,12 +381,15 @@ async def _check(client: XClient, config: XSource, brand: Brand, *, has_webhook:
     return checks
 
 
-def _fix(error: SendError, env: str, *, dms: bool = False, search: bool = False) -> str:
+def _fix(error: SendError, env: str, *, dms: bool = False, search: bool = False, renewing: bool = False) -> str:
     if isinstance(error, CredentialsError):
         if dms:
             return f"the token in {env} needs the dm.read scope and an access level that includes DM lookup"
         if search:
             return f"the bearer token in {env} needs an access level that includes recent search"
+        if renewing:
+            return (f"authorise the app again as the brand account (scopes {SCOPES}) and set the new refresh "
+                    f"token in {env}")
         return f"create a new user token and set it in {env}"
     if error.retry_after:
         return f"rate limited: try again in {error.retry_after:.0f}s"
@@ -389,13 +398,41 @@ def _fix(error: SendError, env: str, *, dms: bool = False, search: bool = False)
 
 # ------------------------------------------------------------------------------------------ make
 
+USER_TOKEN_NAME = "x:user"
+"""The TokenStore key of the renewing user token."""
+SCOPES = "tweet.read tweet.write users.read dm.read dm.write offline.access"
+
+
+def user_token(config: XSource, env: Mapping[str, str], http: httpx.AsyncClient,
+               store: TokenStore | None) -> tuple[str | RefreshingToken, str]:
+    """The user token (renewing when the refresh settings are configured) and the variable to fix when X
+    refuses it. Configured refresh settings must be present: a token that silently stops after two hours is
+    worse than a clear error at start."""
+    if not config.refresh_token_env:
+        return secret(env, config.user_token_env, "sources.x.user_token_env"), config.user_token_env
+    if not config.client_id_env:
+        raise ConfigError("sources.x.client_id_env: the OAuth 2.0 client id is needed with refresh_token_env (X "
+                          "developer console, Keys and tokens, OAuth 2.0 Client ID)")
+    refresh = secret(env, config.refresh_token_env, "sources.x.refresh_token_env")
+    client_id = secret(env, config.client_id_env, "sources.x.client_id_env")
+    client_secret = (secret(env, config.client_secret_env, "sources.x.client_secret_env")
+                     if config.client_secret_env else None)
+    hint = (f"authorise the app again as the brand account (OAuth 2.0 Authorization Code with PKCE, scopes {SCOPES}) "
+            f"and set the new refresh token in {config.refresh_token_env}")
+    token = RefreshingToken(http=http, name=USER_TOKEN_NAME, token_url=f"{config.base_url.rstrip('/')}/2/oauth2/token",
+                            client_id=client_id, client_secret=client_secret, refresh_token=refresh,
+                            access_token=env.get(config.user_token_env) or None, store=store, basic_auth=True,
+                            hint=hint)
+    return token, config.refresh_token_env
+
+
 def make(*, config: XSource, env: Mapping[str, str], http: httpx.AsyncClient,
          store: TokenStore | None = None) -> SourceParts:
-    user_token = secret(env, config.user_token_env, "sources.x.user_token_env")
+    user, user_env = user_token(config, env, http, store)
     bearer = secret(env, config.bearer_token_env, "sources.x.bearer_token_env") if config.keywords else None
     consumer_secret = env.get(config.consumer_secret_env) if config.consumer_secret_env else None
-    client = XClient(http=http, base_url=config.base_url, user_token=user_token, bearer_token=bearer,
-                     user_token_env=config.user_token_env, bearer_token_env=config.bearer_token_env)
+    client = XClient(http=http, base_url=config.base_url, user_token=user, bearer_token=bearer,
+                     user_token_env=user_env, bearer_token_env=config.bearer_token_env)
     brand = Brand(config.user_id)
 
     async def mentions_page(**args: Any) -> Json:
@@ -425,7 +462,8 @@ def make(*, config: XSource, env: Mapping[str, str], http: httpx.AsyncClient,
             return make_endpoint(intake, consumer_secret=secret_value, brand_id=config.user_id)
 
     async def check() -> list[Check]:
-        return await _check(client, config, brand, has_webhook=webhook is not None)
+        return await _check(client, config, brand, has_webhook=webhook is not None, user_env=user_env,
+                            renewing=isinstance(user, RefreshingToken))
 
     return SourceParts(
         name="x",

@@ -6,6 +6,12 @@ orderBy `updateTime desc` by default, proto3 JSON: empty fields left out), `PUT 
 creates or replaces the owner's reply. Timestamps are RFC 3339 "Zulu" with 0, 3, 6 or 9 fractional
 digits like Google's, strictly increasing by the nanosecond. Errors are Google's
 `{"error": {"code", "message", "status"}}`.
+
+The OAuth token endpoint is served at `POST /token` (point `token_url` there): the refresh grant with
+`client_id` and `client_secret` in the form answers `{"access_token", "expires_in", "scope", "token_type"}`
+— Google does not rotate refresh tokens, the same one keeps working until revoked (then 400
+`invalid_grant` "Token has been expired or revoked."); a wrong client is 401 `invalid_client`. Access
+tokens stop working after `access_lifetime` seconds or on demand (`expire_access_tokens`).
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
+import string
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
+from urllib.parse import parse_qs
 
 from tests.fakes.mastodon import FakeHTTPServer, Request, Response
 
@@ -26,6 +35,8 @@ T = TypeVar("T")
 STAR_NAMES = {1: "ONE", 2: "TWO", 3: "THREE", 4: "FOUR", 5: "FIVE"}
 STAR_NAMES_INV = {name: stars for stars, name in STAR_NAMES.items()}
 MAX_PAGE_SIZE = 50
+SCOPE = "https://www.googleapis.com/auth/business.manage"
+ACCESS_LIFETIME_S = 3599
 MAX_REPLY_BYTES = 4096
 ORDERS = ("updateTime desc", "rating", "rating desc")
 _KEEP = object()
@@ -77,13 +88,21 @@ class _Failure:
 
 class FakeGoogleReviews(FakeHTTPServer):
     def __init__(self, token: str = "google-test-token", account: str = "accounts/123",
-                 locations: tuple[str, ...] = ("locations/456",)) -> None:
+                 locations: tuple[str, ...] = ("locations/456",),
+                 client_id: str = "123456789012-fake.apps.googleusercontent.com",
+                 client_secret: str = "GOCSPX-google-client-secret", refresh_token: str = "1//google-refresh-token") -> None:
         super().__init__()
         self.token = token
         self.account = account
         self.reply_touches_review = False
         """True: a reply also stamps the review's updateTime (to prove the bot ignores that stamp)."""
-        self._revoked = False
+        self.client_id, self.client_secret = client_id, client_secret
+        self.refresh_token = refresh_token
+        self.refresh_tokens = {refresh_token}
+        self.access_lifetime = ACCESS_LIFETIME_S
+        """`expires_in` of the access tokens the token endpoint issues (they stop working after it)."""
+        self._access: dict[str, float] = {token: float("inf")}  # valid access token -> expiry (Unix seconds)
+        self._token_requests: list[Json] = []
         self._reviews: dict[str, list[Json]] = {location: [] for location in locations}
         self._update_ns: dict[str, int] = {}  # review id -> updateTime in ns (the list's sort key)
         self._denied: set[str] = set()
@@ -169,9 +188,46 @@ class FakeGoogleReviews(FakeHTTPServer):
             return _copy(self._find(review_id))
 
     def revoke_token(self) -> None:
-        """The access token stops working (revoked or an hour old): 401 UNAUTHENTICATED from now on."""
+        """Every access token issued so far stops working (revoked or an hour old): 401 UNAUTHENTICATED with
+        them. The token endpoint still issues new ones for a valid refresh token."""
         with self._lock:
-            self._revoked = True
+            self._access.clear()
+
+    def expire_access_tokens(self) -> None:
+        """The hour is up for every access token issued so far (the same as `revoke_token`)."""
+        self.revoke_token()
+
+    def revoke_refresh_token(self) -> None:
+        """The owner removed the app's access (or it was unused for six months): refreshes are refused."""
+        with self._lock:
+            self.refresh_tokens.clear()
+
+    def authorize(self) -> str:
+        """The owner consents again (offline access): a new refresh token."""
+        with self._lock:
+            refresh = "1//" + "".join(random.choices(string.ascii_letters + string.digits, k=60))
+            self.refresh_tokens.add(refresh)
+            return refresh
+
+    def env(self) -> dict[str, str]:
+        """Environment variables for `refresh_settings()` (the access token under GOOGLE_TOKEN)."""
+        return {"GOOGLE_TOKEN": self.token, "GOOGLE_CLIENT_ID": self.client_id,
+                "GOOGLE_CLIENT_SECRET": self.client_secret, "GOOGLE_REFRESH_TOKEN": self.refresh_token}
+
+    def refresh_settings(self) -> Json:
+        """The `sources.google_reviews` keys that make the access token renew itself against this fake."""
+        return {"client_id_env": "GOOGLE_CLIENT_ID", "client_secret_env": "GOOGLE_CLIENT_SECRET",
+                "refresh_token_env": "GOOGLE_REFRESH_TOKEN", "token_url": f"{self.url}/token"}
+
+    def token_requests(self) -> list[Json]:
+        """Every POST /token: {form (dict), authorization header, status, issued (access token or None), error}."""
+        with self._lock:
+            return _copy(self._token_requests)
+
+    def renewals(self) -> int:
+        """How many access tokens the token endpoint issued."""
+        with self._lock:
+            return sum(1 for r in self._token_requests if r["status"] == 200)
 
     def deny(self, location: str) -> None:
         """The token's account loses access to `location`: 403 PERMISSION_DENIED."""
@@ -202,6 +258,8 @@ class FakeGoogleReviews(FakeHTTPServer):
         return resp
 
     def _route(self, req: Request) -> Response:
+        if req.method == "POST" and req.path == "/token":
+            return self._oauth_token(req)
         put = _REPLY.fullmatch(req.path) if req.method == "PUT" else None
         if put:
             self._puts.append({"review": f"{put[1]}/{put[2]}/reviews/{put[3]}", "body": None, "status": 0})
@@ -215,7 +273,9 @@ class FakeGoogleReviews(FakeHTTPServer):
         return resp
 
     def _authenticated(self, req: Request) -> Response:
-        if self._revoked or req.headers.get("authorization") != f"Bearer {self.token}":
+        header = req.headers.get("authorization") or ""
+        token = header[7:] if header.startswith("Bearer ") else ""
+        if time.time() >= self._access.get(token, 0.0):
             return Response(401, google_error(401),
                             {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'})
         for failure in self._failures:
@@ -297,3 +357,30 @@ class FakeGoogleReviews(FakeHTTPServer):
             self._update_ns[review_id] = ns
         return Response(200, dict(reply))
 
+
+    # ---- OAuth token endpoint (oauth2.googleapis.com/token)
+    def _oauth_token(self, req: Request) -> Response:
+        form = {k: v[-1] for k, v in parse_qs(req.body.decode(errors="replace")).items()}
+        resp = self._token_answer(req, form)
+        self._token_requests.append({"form": form, "authorization": req.headers.get("authorization"),
+                                     "status": resp.status, "error": resp.body.get("error"),
+                                     "issued": resp.body.get("access_token")})
+        return resp
+
+    def _token_answer(self, req: Request, form: dict[str, str]) -> Response:
+        if not req.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return Response(400, {"error": "invalid_request", "error_description": "Required parameter is missing: "
+                                                                                   "grant_type"})
+        if form.get("grant_type") != "refresh_token":
+            return Response(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "
+                                                                                          + form.get("grant_type", "")})
+        if form.get("client_id") != self.client_id:
+            return Response(401, {"error": "invalid_client", "error_description": "The OAuth client was not found."})
+        if form.get("client_secret") != self.client_secret:
+            return Response(401, {"error": "invalid_client", "error_description": "Unauthorized"})
+        if form.get("refresh_token") not in self.refresh_tokens:
+            return Response(400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+        access = "ya29." + "".join(random.choices(string.ascii_letters + string.digits + "-_", k=100))
+        self._access[access] = time.time() + self.access_lifetime
+        return Response(200, {"access_token": access, "expires_in": self.access_lifetime, "scope": SCOPE,
+                              "token_type": "Bearer"})

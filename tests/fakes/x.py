@@ -13,12 +13,18 @@ Shapes follow tests/fixtures/x/*.json (X's docs and tweepy's recordings of the r
 - Every authenticated answer has `x-rate-limit-limit/-remaining/-reset` (Unix seconds) per endpoint and
   token; a spent budget answers 429. Tokens are revocable (→ 401); the app-only bearer token is refused
   (403 Unsupported Authentication) where X wants a user token.
+- POST /2/oauth2/token (`grant_type=refresh_token`, form-encoded; a confidential client authenticates with
+  HTTP Basic client id:secret, a public one sends `client_id` in the form) → `{"token_type": "bearer",
+  "expires_in", "access_token", "scope", "refresh_token"}`: a new access token that expires after
+  `access_lifetime` seconds (or on demand: `expire_user_tokens`), and a NEW refresh token: X rotates, the
+  one used stops working (400 `invalid_request` "Value passed for the token was invalid.").
 Post text is stored as X stores it: links shortened to t.co (with `entities.urls`), `& < >` escaped.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -32,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
+from urllib.parse import parse_qs
 
 from tests.fakes.mastodon import FakeHTTPServer, Request, Response
 
@@ -45,6 +52,9 @@ MENTIONS_REACH = 800
 SEARCH_REACH_S = 7 * 24 * 3600
 MAX_POST = 280
 MAX_DM = 10_000
+SCOPES = "tweet.read tweet.write users.read dm.read dm.write offline.access"
+ACCESS_LIFETIME_S = 7200
+"""X's OAuth 2.0 user access tokens last two hours."""
 
 TWEET_FIELDS = {"attachments", "author_id", "card_uri", "context_annotations", "conversation_id", "created_at",
                 "edit_controls", "edit_history_tweet_ids", "entities", "geo", "id", "in_reply_to_user_id", "lang",
@@ -238,12 +248,23 @@ class _Query:
 class FakeX(FakeHTTPServer):
     def __init__(self, *, user_token: str = "x-user-token", bearer_token: str = "x-bearer-token",
                  brand_username: str = "acme", brand_name: str = "Acme", brand_id: str = BRAND_ID,
-                 consumer_secret: str = "x-consumer-secret", self_serve: bool = True) -> None:
+                 consumer_secret: str = "x-consumer-secret", self_serve: bool = True,
+                 client_id: str = "x-client-id", client_secret: str | None = "x-client-secret",
+                 refresh_token: str = "x-refresh-token") -> None:
         super().__init__()
         self.user_token, self.bearer_token = user_token, bearer_token
         self.user_tokens = {user_token}
         self.bearer_tokens = {bearer_token}
         self.consumer_secret = consumer_secret
+        self.client_id, self.client_secret = client_id, client_secret
+        """The app's OAuth 2.0 client; client_secret None: a public client (client_id in the form)."""
+        self.refresh_token = refresh_token
+        """The refresh token the brand's first authorisation gave (valid until used once)."""
+        self.refresh_tokens = {refresh_token}
+        self.access_lifetime = ACCESS_LIFETIME_S
+        """`expires_in` of the access tokens the token endpoint issues (they stop working after it)."""
+        self._expiry: dict[str, float] = {}
+        self._token_requests: list[Json] = []
         self.self_serve = self_serve
         """Self-serve plans may reply only to posts whose author mentioned or quoted the brand."""
         self._last_id = 0
@@ -259,9 +280,17 @@ class FakeX(FakeHTTPServer):
         self._add_user(brand_username, brand_name, 5000, user_id=brand_id)
 
     def env(self) -> dict[str, str]:
-        """The bot's environment for this fake (the default variable names of `sources.x`)."""
+        """The bot's environment for this fake (the default variable names of `sources.x`, and those of
+        `refresh_settings()`)."""
         return {"X_USER_TOKEN": self.user_token, "X_BEARER_TOKEN": self.bearer_token,
-                "X_CONSUMER_SECRET": self.consumer_secret}
+                "X_CONSUMER_SECRET": self.consumer_secret, "X_REFRESH_TOKEN": self.refresh_token,
+                "X_CLIENT_ID": self.client_id,
+                **({"X_CLIENT_SECRET": self.client_secret} if self.client_secret is not None else {})}
+
+    def refresh_settings(self) -> Json:
+        """The `sources.x` keys that make the user token renew itself (variables as in `env()`)."""
+        return {"refresh_token_env": "X_REFRESH_TOKEN", "client_id_env": "X_CLIENT_ID",
+                "client_secret_env": "X_CLIENT_SECRET" if self.client_secret is not None else None}
 
     def source(self, **overrides: Any) -> Json:
         """A `sources.x` mapping pointing the bot at this fake."""
@@ -360,6 +389,34 @@ class FakeX(FakeHTTPServer):
     def revoke_user_token(self) -> None:
         with self._lock:
             self.user_tokens.clear()
+
+    def expire_user_tokens(self) -> None:
+        """Every user access token issued so far has expired (their two hours are up): 401 from now on.
+        Refresh tokens keep working."""
+        with self._lock:
+            self.user_tokens.clear()
+
+    def revoke_refresh_tokens(self) -> None:
+        """Every refresh token stops working (the brand revoked the app, or they were used)."""
+        with self._lock:
+            self.refresh_tokens.clear()
+
+    def authorize(self) -> Json:
+        """The brand authorises the app again (Authorization Code with PKCE, offline.access): the token
+        endpoint's answer to the code exchange, with a new access and refresh token."""
+        with self._lock:
+            return self._issue()
+
+    def token_requests(self) -> list[Json]:
+        """Every POST /2/oauth2/token: {form (dict), basic_client_id (from HTTP Basic, or None), status,
+        issued (the answer's access_token, or None), error}."""
+        with self._lock:
+            return _copy(self._token_requests)
+
+    def renewals(self) -> int:
+        """How many refresh grants X granted."""
+        with self._lock:
+            return sum(1 for r in self._token_requests if r["status"] == 200)
 
     def revoke_bearer_token(self) -> None:
         with self._lock:
@@ -592,7 +649,7 @@ class FakeX(FakeHTTPServer):
     def _auth(self, req: Request) -> str | None:
         header = req.headers.get("authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
-        if token in self.user_tokens:
+        if token in self.user_tokens and time.time() < self._expiry.get(token, float("inf")):
             return "user"
         if token in self.bearer_tokens:
             return "app"
@@ -600,6 +657,8 @@ class FakeX(FakeHTTPServer):
 
     def _route(self, req: Request, auth: str | None) -> Response:
         path = req.path.rstrip("/")
+        if path == "/2/oauth2/token" and req.method == "POST":
+            return self._oauth_token(req)
         routes: list[tuple[str, str, str, Callable[..., Response], tuple[str, ...]]] = [
             ("GET", r"/2/users/me", "users/me", self._me, ("user",)),
             ("GET", r"/2/users/(\d+)/mentions", "users/mentions", self._mentions, ("user", "app")),
@@ -894,3 +953,57 @@ class FakeX(FakeHTTPServer):
         self._sent.append({"kind": "dm", "text": text, "participant_id": participant_id, "id": event["id"]})
         return Response(201, {"data": {"dm_conversation_id": event["dm_conversation_id"],
                                        "dm_event_id": event["id"]}})
+
+    # ---- OAuth 2.0 token endpoint
+    def _issue(self) -> Json:
+        access = "".join(random.choices(string.ascii_letters + string.digits, k=80))
+        refresh = "".join(random.choices(string.ascii_letters + string.digits, k=80))
+        self.user_tokens.add(access)
+        self._expiry[access] = time.time() + self.access_lifetime
+        self.refresh_tokens.add(refresh)
+        return {"token_type": "bearer", "expires_in": self.access_lifetime, "access_token": access, "scope": SCOPES,
+                "refresh_token": refresh}
+
+    def _oauth_token(self, req: Request) -> Response:
+        form = {k: v[-1] for k, v in parse_qs(req.body.decode(errors="replace")).items()}
+        basic = _basic_client(req.headers.get("authorization", ""))
+        record: Json = {"form": form, "basic_client_id": basic[0] if basic else None, "status": 0, "issued": None,
+                        "error": None}
+        resp = self._token_answer(req, form, basic)
+        record["status"] = resp.status
+        if resp.status == 200:
+            record["issued"] = resp.body["access_token"]
+        else:
+            record["error"] = resp.body.get("error")
+        self._token_requests.append(record)
+        return resp
+
+    def _token_answer(self, req: Request, form: dict[str, str], basic: tuple[str, str] | None) -> Response:
+        if not req.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return Response(400, {"error": "invalid_request", "error_description": "Missing required parameter "
+                                                                                   "[grant_type]."})
+        if self.client_secret is not None and basic != (self.client_id, self.client_secret):
+            return Response(401, {"error": "unauthorized_client",
+                                  "error_description": "Missing valid authorization header"})
+        if self.client_secret is None and form.get("client_id") != self.client_id:
+            return Response(400, {"error": "invalid_request",
+                                  "error_description": "Missing required parameter [client_id]."})
+        if form.get("grant_type") != "refresh_token":
+            return Response(400, {"error": "invalid_request",
+                                  "error_description": "Missing required parameter [grant_type]."})
+        refresh = form.get("refresh_token", "")
+        if refresh not in self.refresh_tokens:
+            return Response(400, {"error": "invalid_request",
+                                  "error_description": "Value passed for the token was invalid."})
+        self.refresh_tokens.discard(refresh)  # X rotates: each refresh token works once
+        return Response(200, self._issue())
+
+
+def _basic_client(header: str) -> tuple[str, str] | None:
+    if not header.startswith("Basic "):
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return client_id, secret
