@@ -229,3 +229,12 @@ def test_verify_refuses_a_timestamp_that_is_not_unix_seconds(stamp: str) -> None
 
 def test_verify_refuses_a_non_ascii_signature_without_raising() -> None:
     assert signing.verify(SECRET, STAMP, "sha256=\u00e9", BODY, now=1_700_000_000) == "signature does not match"
+
+
+def test_html_to_text_keeps_what_was_typed_whatever_the_markup() -> None:
+    from adapters.mastodon.parse import html_to_text
+
+    html = ('<p>Hi <span class="h-card"><a href="https://m.example/@acme" title="a>b" class="u-url mention">'
+            '@<span>acme</span></a></span> Grüße 📦 &amp; &lt;b&gt;</p><p>سلام<br/>cafe\u0301</p>')
+    assert html_to_text(html) == "Hi @acme Grüße 📦 & <b>\n\nسلام\ncafe\u0301"
+    assert html_to_text("no markup at all ") == "no markup at all"

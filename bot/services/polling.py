@@ -54,14 +54,18 @@ class SourcePoller:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            started = time.monotonic()
             if self._may_poll is None or await self._may_poll():  # several copies: one polls
                 try:
                     await self.round()
                 except CredentialsError as error:
                     await self._give_up(error)
                     return
-            delay = self._every * (2 ** min(self._failures, 6)) if self._failures else self._every
-            await self._sleep(min(delay, max(self._every, MAX_BACKOFF_S)))
+            if self._failures:
+                delay = min(self._every * (2 ** min(self._failures, 6)), max(self._every, MAX_BACKOFF_S))
+            else:  # rounds start every `every` seconds, however long a round took
+                delay = self._every - (time.monotonic() - started)
+            await self._sleep(delay)
 
     async def round(self) -> int:
         """Every feed once (those not waiting out a rate limit). Returns the items newly accepted."""
