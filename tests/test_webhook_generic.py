@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlmodel import Session, func, select
 
-from adapters.generic.webhook import MAX_BODY
+from adapters.http import MAX_BODY
 from storage.tables import CaseRow, OutboxRow
 from tests.conftest import Bot
 from tests.fakes.receiver import FakeReceiver

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from adapters.http import network_error, retry_after
+from adapters.http import json_object, network_error, retry_after
 from bot.core.errors import CredentialsError, SendError
 
 log = logging.getLogger("socialops.bluesky")
@@ -133,13 +133,7 @@ class BlueskyClient:
 
     @staticmethod
     def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise SendError(f"Bluesky {what}: expected a JSON object", permanent=False)
-        return body
+        return json_object(response, f"Bluesky {what}" if not what.startswith("Bluesky") else what)
 
     async def _call(self, method: str, nsid: str, what: str, *, params: Params | None = None,
                     body: dict[str, Any] | None = None) -> httpx.Response:

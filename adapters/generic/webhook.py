@@ -9,32 +9,12 @@ from starlette.responses import JSONResponse
 
 from adapters import signing
 from adapters.generic.parse import parse_event
+from adapters.http import BodyTooLarge, read_body
 from bot.core.errors import InvalidInput
 from bot.core.model import Item
 from bot.services.ingest import Accepted
 
-MAX_BODY = 1024 * 1024
-
 Accept = Callable[[Item], Awaitable[Accepted]]
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The raw bytes, refusing early (by Content-Length) or while streaming when over `limit`."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def generic_webhook(*, secret: str, accept: Accept) -> Callable[[Request], Awaitable[JSONResponse]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from adapters.http import network_error, retry_after
+from adapters.http import json_object, network_error, retry_after
 from adapters.oauth import RefreshingToken
 from bot.core.errors import CredentialsError, SendError
 
@@ -140,10 +140,4 @@ class GoogleReviewsClient:
 
     @staticmethod
     def _object(response: httpx.Response, what: str) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise SendError(f"{what}: expected a JSON object from Google", permanent=False)
-        return body
+        return json_object(response, f"Google {what}" if not what.startswith("Google") else what)

@@ -17,6 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from adapters.http import BodyTooLarge, read_body
 from adapters.meta.parse import load
 from adapters.source import Endpoint, Intake
 from bot.core.errors import InvalidInput
@@ -24,14 +25,9 @@ from bot.core.model import Item
 
 log = logging.getLogger("socialops.meta")
 
-MAX_BODY = 1024 * 1024
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 Collect = Callable[[Any], Awaitable[list[Item]]]
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def signature(app_secret: str, body: bytes) -> str:
@@ -48,21 +44,6 @@ def verify_signature(app_secret: str, header: str | None, body: bytes) -> bool:
 
 def token_matches(expected: str, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The raw bytes, refused early (by Content-Length) or while streaming once over `limit`."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def meta_webhook(*, app_secret: str, verify_token: str, collect: Collect) -> Callable[[Intake], Endpoint]:

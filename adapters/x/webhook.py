@@ -19,12 +19,12 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from adapters.http import BodyTooLarge, read_body
 from adapters.source import Endpoint, Intake
 from adapters.x.parse import parse_activity
 
 log = logging.getLogger("socialops.x")
 
-MAX_BODY = 1 << 20
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 
 
@@ -49,15 +49,10 @@ def make_endpoint(intake: Intake, *, consumer_secret: str, brand_id: str) -> End
             return JSONResponse({"response_token": signature(consumer_secret, token.encode())})
         if request.method != "POST":
             return Response(status_code=405)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY:
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
             return JSONResponse({"error": "body too large"}, status_code=413)
-        received = bytearray()
-        async for chunk in request.stream():
-            received += chunk
-            if len(received) > MAX_BODY:
-                return JSONResponse({"error": "body too large"}, status_code=413)
-        body = bytes(received)
         if not verify(consumer_secret, request.headers.get(SIGNATURE_HEADER), body):
             log.warning("X webhook: refused a delivery with a missing or wrong signature")
             return JSONResponse({"error": "signature does not match"}, status_code=403)
