@@ -11,19 +11,23 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.chat.names import (
+    CLAIM,
+    ESCALATE,
+    RELEASE,
+    REOPEN,
+    REPLY,
+    RESOLVE,
+    RETRY,
+    TAKE_OVER,
+    kind_name,
+    platform_name,
+)
 from bot.chat.slack.mrkdwn import cut, escape, escape_plain, link, quote
 from bot.core.view import CaseView, StatsView
 
 Block = dict[str, Any]
 
-CLAIM = "case.claim"
-RELEASE = "case.release"
-REPLY = "case.reply"
-ESCALATE = "case.escalate"
-RESOLVE = "case.resolve"
-REOPEN = "case.reopen"
-TAKE_OVER = "case.take_over"
-RETRY = "reply.retry"
 CHECKIN_SEND = "followup.send"
 CHECKIN_SKIP = "followup.skip"
 SAVED_REPLY = "reply.saved"
@@ -36,16 +40,9 @@ REASON_INPUT = "reason"
 NOTE_INPUT = "note"
 
 SECTION_LIMIT = 3000
-PLATFORM_NAMES = {"mastodon": "Mastodon", "generic": "Webhook", "x": "X", "facebook": "Facebook",
-                  "instagram": "Instagram", "bluesky": "Bluesky", "google": "Google reviews"}
-KIND_NAMES = {"mention": "mention", "dm": "DM", "comment": "comment", "review": "review", "tag": "tag"}
 STATUS_NAMES = {"open": ":large_blue_circle: Open", "claimed": ":large_yellow_circle: Claimed",
                 "resolved": ":white_check_mark: Resolved"}
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-
-
-def platform_name(platform: str) -> str:
-    return PLATFORM_NAMES.get(platform, platform.capitalize())
 
 
 def mention(user_id: str | None, fallback: str | None = None) -> str:
@@ -101,7 +98,7 @@ def message_text(text: str, url: str | None, budget: int) -> str:
 
 
 def card(view: CaseView) -> tuple[str, list[Block]]:
-    title = f"{platform_name(view.platform)} {KIND_NAMES.get(view.kind, view.kind)} · case #{view.id}"
+    title = f"{platform_name(view.platform)} {kind_name(view.kind)} · case #{view.id}"
     if view.rating is not None:
         title += f" · {'★' * max(0, min(5, view.rating))}{'☆' * max(0, 5 - view.rating)}"
     badges = []
@@ -264,7 +261,7 @@ def escalation(
 ) -> tuple[str, list[Block]]:
     who = ping(oncall) + " " if oncall else ""
     text = (f"{who}:rotating_light: *Case #{view.id} escalated* by {escape(by)}: "
-            f"{platform_name(view.platform)} {KIND_NAMES.get(view.kind, view.kind)} from {customer_line(view)}")
+            f"{platform_name(view.platform)} {kind_name(view.kind)} from {customer_line(view)}")
     body = text + "\n" + cut(quote(escape(reason)), 1500)
     if permalink:
         body += "\n" + link(permalink, "Open the case")
@@ -314,7 +311,7 @@ def stats(view: StatsView) -> tuple[str, list[Block]]:
         {"type": "section", "fields": fields},
     ]
     if view.by_platform_kind:
-        lines = [f"{platform_name(p)} {KIND_NAMES.get(k, k)}: {n}" for p, k, n in view.by_platform_kind[:30]]
+        lines = [f"{platform_name(p)} {kind_name(k)}: {n}" for p, k, n in view.by_platform_kind[:30]]
         blocks.append({"type": "section", "text": md("*New by platform and kind*\n" + "\n".join(lines))})
     if view.per_person:
         lines = [f"{mention(uid, name)}: {claims} claimed · {replies} replies · {resolves} resolved"

@@ -15,6 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.chat import names
 from bot.chat.slack import blocks as render
 from bot.chat.slack.mrkdwn import escape
 from bot.core.errors import ActionError, InvalidInput
@@ -87,12 +88,12 @@ class SlackDesk:
 
     def _register(self, app: AsyncApp) -> None:
         buttons = {
-            render.CLAIM: self._simple("claim"), render.TAKE_OVER: self._simple("take_over"),
-            render.RELEASE: self._simple("release"), render.REOPEN: self._simple("reopen"),
-            render.RETRY: self._simple("retry"), render.CHECKIN_SEND: self._simple("send_checkin"),
-            render.CHECKIN_SKIP: self._simple("skip_checkin"), render.REPLY: self._open_reply,
-            render.ESCALATE: self._open_modal(render.escalate_modal),
-            render.RESOLVE: self._open_modal(render.resolve_modal), render.SAVED_REPLY: self._saved_reply,
+            names.CLAIM: self._simple("claim"), names.TAKE_OVER: self._simple("take_over"),
+            names.RELEASE: self._simple("release"), names.REOPEN: self._simple("reopen"),
+            names.RETRY: self._simple("retry"), render.CHECKIN_SEND: self._simple("send_checkin"),
+            render.CHECKIN_SKIP: self._simple("skip_checkin"), names.REPLY: self._open_reply,
+            names.ESCALATE: self._open_modal(render.escalate_modal),
+            names.RESOLVE: self._open_modal(render.resolve_modal), render.SAVED_REPLY: self._saved_reply,
         }
         for action_id, handler in buttons.items():
             app.action(action_id)(self._button(handler))

@@ -2,9 +2,8 @@
 
 Customer text only ever goes into `TextRun`s of a `RichTextBlock`, which Teams shows as literal text (no
 markdown, no links, no mentions), so nothing a customer writes can format, link or ping. Buttons are
-Universal Actions (`Action.Execute`) whose verbs are the same constants as Slack's action ids: renaming code
-never breaks buttons on cards already posted. A Teams message may carry about 100 KB: text is cut long
-before that.
+Universal Actions (`Action.Execute`) whose verbs are the action ids of bot/chat/names.py, as in Slack. A Teams
+message may carry about 100 KB: text is cut long before that.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.chat.names import CLAIM, ESCALATE, RELEASE, REOPEN, REPLY, RESOLVE, RETRY, kind_name, platform_name
 from bot.core.view import CaseView
 
 Card = dict[str, Any]
@@ -23,17 +23,6 @@ TEXT_LIMIT = 3000
 MAX_CARD_BYTES = 100_000
 """Teams refuses messages over about 100 KB."""
 
-CLAIM = "case.claim"
-RELEASE = "case.release"
-REPLY = "case.reply"
-ESCALATE = "case.escalate"
-RESOLVE = "case.resolve"
-REOPEN = "case.reopen"
-RETRY = "reply.retry"
-
-PLATFORM_NAMES = {"mastodon": "Mastodon", "generic": "Webhook", "x": "X", "facebook": "Facebook",
-                  "instagram": "Instagram", "bluesky": "Bluesky", "google": "Google reviews"}
-KIND_NAMES = {"mention": "mention", "dm": "DM", "comment": "comment", "review": "review", "tag": "tag"}
 STATUS_NAMES = {"open": "🔵 Open", "claimed": "🟡 Claimed", "resolved": "✅ Resolved"}
 _BUTTONS = {
     "claim": ("Claim", CLAIM, "positive"), "release": ("Release", RELEASE, None),
@@ -73,8 +62,8 @@ def _action(title: str, verb: str, case_id: int, style: str | None = None, **dat
 
 
 def case_card(view: CaseView) -> Card:
-    platform = PLATFORM_NAMES.get(view.platform, view.platform.capitalize())
-    title = f"{platform} {KIND_NAMES.get(view.kind, view.kind)} · case #{view.id}"
+    platform = platform_name(view.platform)
+    title = f"{platform} {kind_name(view.kind)} · case #{view.id}"
     if view.rating is not None:
         stars = max(0, min(5, view.rating))
         title += f" · {'★' * stars}{'☆' * (5 - stars)}"
