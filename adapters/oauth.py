@@ -16,11 +16,13 @@ import base64
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from adapters.http import network_error
+from adapters.source import secret
 from bot.core.errors import CredentialsError, SendError
 from bot.core.ports import TokenStore
 
@@ -29,6 +31,15 @@ EARLY_S = 120.0
 """Renew this long before the access token expires."""
 SETTLE_S = 2.0
 """After a refused refresh: how long to wait for another copy's renewal to appear in the store."""
+
+
+def client_secrets(env: Mapping[str, str], *, source: str, refresh_token_env: str, client_id_env: str,
+                   client_secret_env: str | None) -> tuple[str, str, str | None]:
+    """The refresh token, the client id and (confidential clients only) the client secret, from the
+    environment variables `sources.<source>.*_env` name; a ConfigError names a missing one."""
+    return (secret(env, refresh_token_env, f"sources.{source}.refresh_token_env"),
+            secret(env, client_id_env, f"sources.{source}.client_id_env"),
+            secret(env, client_secret_env, f"sources.{source}.client_secret_env") if client_secret_env else None)
 
 
 class RefreshingToken:

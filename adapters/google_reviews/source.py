@@ -21,7 +21,7 @@ import httpx
 
 from adapters.google_reviews.client import PAGE_SIZE, GoogleReviewsClient, TokenRefused
 from adapters.google_reviews.parse import EPOCH, REVIEW_NAME, VIA, TimeKey, parse_review, time_key
-from adapters.oauth import RefreshingToken
+from adapters.oauth import RefreshingToken, client_secrets
 from adapters.source import SourceParts, secret
 from bot.config import ConfigError, GoogleReviewsSource
 from bot.core.errors import CredentialsError, SendError
@@ -180,10 +180,9 @@ def access_token(config: GoogleReviewsSource, env: Mapping[str, str], http: http
     if not config.client_id_env:
         raise ConfigError("sources.google_reviews.client_id_env: the OAuth client id is needed with "
                           "refresh_token_env (Google Cloud console, APIs & Services, Credentials)")
-    refresh = secret(env, config.refresh_token_env, "sources.google_reviews.refresh_token_env")
-    client_id = secret(env, config.client_id_env, "sources.google_reviews.client_id_env")
-    client_secret = (secret(env, config.client_secret_env, "sources.google_reviews.client_secret_env")
-                     if config.client_secret_env else None)
+    refresh, client_id, client_secret = client_secrets(
+        env, source="google_reviews", refresh_token_env=config.refresh_token_env, client_id_env=config.client_id_env,
+        client_secret_env=config.client_secret_env)
     hint = (f"authorise the OAuth client again (scope business.manage, offline access) and put the new refresh "
             f"token in {config.refresh_token_env}")
     token = RefreshingToken(http=http, name=TOKEN_NAME, token_url=str(config.token_url), client_id=client_id,

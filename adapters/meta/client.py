@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from adapters.http import network_error
+from adapters.http import json_object, network_error
 from adapters.http import retry_after as retry_after_header
 from bot.core.errors import CredentialsError, SendError
 
@@ -146,13 +146,7 @@ class GraphClient:
         self._note_usage(response, failure)
         if failure is not None:
             raise failure
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise SendError(f"{what}: Meta answered something other than a JSON object", permanent=False)
-        return answer
+        return json_object(response, what)
 
     # ---- reads
     async def node(self, node_id: str, fields: str, what: str) -> Json:

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from adapters.oauth import RefreshingToken
+from adapters.oauth import RefreshingToken, client_secrets
 from adapters.source import Endpoint, Intake, SourceParts, secret
 from adapters.x.client import Ambiguous, Json, XClient
 from adapters.x.parse import (
@@ -413,10 +413,9 @@ def user_token(config: XSource, env: Mapping[str, str], http: httpx.AsyncClient,
     if not config.client_id_env:
         raise ConfigError("sources.x.client_id_env: the OAuth 2.0 client id is needed with refresh_token_env (X "
                           "developer console, Keys and tokens, OAuth 2.0 Client ID)")
-    refresh = secret(env, config.refresh_token_env, "sources.x.refresh_token_env")
-    client_id = secret(env, config.client_id_env, "sources.x.client_id_env")
-    client_secret = (secret(env, config.client_secret_env, "sources.x.client_secret_env")
-                     if config.client_secret_env else None)
+    refresh, client_id, client_secret = client_secrets(
+        env, source="x", refresh_token_env=config.refresh_token_env, client_id_env=config.client_id_env,
+        client_secret_env=config.client_secret_env)
     hint = (f"authorise the app again as the brand account (OAuth 2.0 Authorization Code with PKCE, scopes {SCOPES}) "
             f"and set the new refresh token in {config.refresh_token_env}")
     token = RefreshingToken(http=http, name=USER_TOKEN_NAME, token_url=f"{config.base_url.rstrip('/')}/2/oauth2/token",

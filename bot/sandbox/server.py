@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,6 @@ class Conversation:
     kind: str
     author: Json
     platform: str
-    events: list[str] = field(default_factory=list)
 
 
 class Broadcaster:
@@ -537,9 +536,8 @@ class Sandbox:
             return
         conversation = str(event.get("conversation") or
                            (f"dm:{author.get('id')}" if kind == "dm" else f"{kind}:{event_id}"))
-        known = self._conversations.setdefault(conversation, Conversation(
+        self._conversations.setdefault(conversation, Conversation(
             kind=kind, author=dict(author), platform=str(event.get("platform") or "generic")))
-        known.events.append(event_id)
         self._customer_event(CustomerMessage(
             id=event_id, conversation=conversation, direction="in",
             author=str(author.get("name") or author.get("handle") or "customer"), text=text, at=_now_iso()))
