@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import httpx
@@ -37,13 +37,16 @@ from bot.config import Config, ConfigError, Settings, load_config
 from bot.core.ports import Check, Sender
 from bot.services import followups
 from bot.services.api import Services
-from bot.services.outbox import Outbox
+from bot.services.outbox import Handlers, Outbox
 from bot.services.polling import SourcePoller
-from bot.services.records import Effect
+from bot.services.records import Effect, use_desks
 from bot.services.sending import SendHandler
 from bot.services.tokens import DbTokens
 from bot.web import build_web
 from storage.db import Leadership, is_postgres, make_engine, migrate
+
+if TYPE_CHECKING:
+    from bot.chat.teams.setup import TeamsParts
 
 log = logging.getLogger("socialops")
 
@@ -71,11 +74,12 @@ class Runtime:
     services: Services
     outbox: Outbox
     scheduler: followups.FollowupScheduler
-    bolt: AsyncApp
-    desk: SlackDesk
-    slack: AsyncWebClient
+    bolt: AsyncApp | None
+    desk: SlackDesk | None
+    slack: AsyncWebClient | None
     web: Starlette
     http: httpx.AsyncClient
+    teams: TeamsParts | None = None
     pollers: list[SourcePoller] = field(default_factory=list)
     leaders: list[Leadership] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -90,8 +94,10 @@ class Runtime:
 
         followups.runtime.notify = notify
         self.services.set_notify(self.outbox.wake)
-        # One connection pool for every Slack call (slack_sdk would open a session per call otherwise).
-        self.slack.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        if self.slack is not None:  # one connection pool for every Slack call (else a session per call)
+            self.slack.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        if self.teams is not None:
+            await self.teams.start()
         if not is_postgres(self.engine):
             released = await asyncio.to_thread(self.outbox.release_leases)
             if released:
@@ -107,7 +113,8 @@ class Runtime:
         """Graceful: deliveries in flight get a few seconds to finish; what is left is handed back."""
         for hook in reversed(self.hooks):
             await hook.stop()
-        await self.desk.drain()
+        if self.desk is not None:
+            await self.desk.drain()
         self.outbox.stop()
         for poller in self.pollers:
             poller.stop()
@@ -119,8 +126,10 @@ class Runtime:
         await asyncio.to_thread(self.outbox.hand_back)
         for leader in self.leaders:
             await asyncio.to_thread(leader.release)
+        if self.teams is not None:
+            await self.teams.stop()
         await self.http.aclose()
-        if self.slack.session is not None:
+        if self.slack is not None and self.slack.session is not None:
             await self.slack.session.close()
 
 
@@ -134,10 +143,11 @@ def _may_poll(leader: Leadership) -> Callable[[], Awaitable[bool]]:
 def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
           slack_pace: float | None = None, scheduler_look_every: float = 15.0,
           routes: Sequence[BaseRoute] = (), hooks: Sequence[Hook] = (),
-          middleware: Sequence[Middleware] = ()) -> Runtime:
+          middleware: Sequence[Middleware] = (), teams_pacer: Any = None) -> Runtime:
     env = os.environ if env is None else env
     engine = make_engine(settings.database_url)
     migrate(engine)
+    use_desks(engine, config.desks)  # every chat effect is written once per desk
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
 
     tokens = DbTokens(engine)
@@ -159,21 +169,36 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
                                     ingest=services.ingest, load_cursor=services.cursor,
                                     may_poll=_may_poll(leader), report=services.notify_admin))
 
-    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
-                            AsyncWebClient.BASE_URL, retry_handlers=[])
-    # Listeners ack first and hand their work to a task, so Bolt answers the moment they return.
-    bolt = AsyncApp(signing_secret=settings.slack_signing_secret or "", client=client,
-                    process_before_response=True)
-    desk = SlackDesk(app=bolt, services=services)
-    delivery = SlackDelivery(client=client, services=services, config=config,
-                             pace=settings.slack_pace_s if slack_pace is None else slack_pace)
-    outbox = Outbox(engine=engine, handlers={**delivery.handlers(),
-                                             Effect.SEND: SendHandler(engine=engine, senders=senders)},
-                    lease=timedelta(seconds=settings.outbox_lease_s))
-    slack_handler = AsyncSlackRequestHandler(bolt)
+    handlers: Handlers = {("", Effect.SEND): SendHandler(engine=engine, senders=senders)}
+    client: AsyncWebClient | None = None
+    bolt: AsyncApp | None = None
+    desk: SlackDesk | None = None
+    slack_events: Callable[[Request], Awaitable[Response]] | None = None
+    if config.slack is not None:
+        client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
+                                AsyncWebClient.BASE_URL, retry_handlers=[])
+        # Listeners ack first and hand their work to a task, so Bolt answers the moment they return.
+        bolt = AsyncApp(signing_secret=settings.slack_signing_secret or "", client=client,
+                        process_before_response=True)
+        desk = SlackDesk(app=bolt, services=services)
+        delivery = SlackDelivery(client=client, services=services, config=config,
+                                 pace=settings.slack_pace_s if slack_pace is None else slack_pace)
+        handlers.update(delivery.handlers())
+        slack_handler = AsyncSlackRequestHandler(bolt)
 
-    async def slack_events(request: Request) -> Response:
-        return await slack_handler.handle(request)
+        async def events(request: Request) -> Response:
+            return await slack_handler.handle(request)
+
+        if not settings.slack_app_token:  # Socket Mode: Slack delivers events over a websocket instead
+            slack_events = events
+    teams: TeamsParts | None = None
+    if config.teams is not None:
+        from bot.chat.teams.setup import build_teams  # botbuilder is loaded only for a Teams desk
+
+        teams = build_teams(config.teams, env=env, services=services, http=http, pacer=teams_pacer)
+        handlers.update(teams.handlers())
+        routes = [*routes, teams.route]
+    outbox = Outbox(engine=engine, handlers=handlers, lease=timedelta(seconds=settings.outbox_lease_s))
 
     runtime_box: list[Runtime] = []
 
@@ -185,12 +210,11 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
         finally:
             await runtime_box[0].stop()
 
-    use_http = not settings.slack_app_token
-    web = build_web(engine=engine, slack=slack_events if use_http else None, webhooks=webhooks, lifespan=lifespan,
+    web = build_web(engine=engine, slack=slack_events, webhooks=webhooks, lifespan=lifespan,
                     extra_routes=routes, middleware=middleware)
     runtime = Runtime(engine=engine, config=config, services=services, outbox=outbox, scheduler=scheduler,
-                      bolt=bolt, desk=desk, slack=client, web=web, http=http, pollers=pollers, leaders=leaders,
-                      hooks=hooks, sources=sources)
+                      bolt=bolt, desk=desk, slack=client, web=web, http=http, teams=teams, pollers=pollers,
+                      leaders=leaders, hooks=hooks, sources=sources)
     runtime_box.append(runtime)
     return runtime
 
@@ -199,6 +223,7 @@ async def connect_socket_mode(runtime: Runtime, app_token: str) -> Any:
     """Socket Mode: Slack delivers events over a websocket the bot opens (apps.connections.open)."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    assert runtime.bolt is not None
     socket = AsyncSocketModeHandler(runtime.bolt, app_token)
     await socket.connect_async()  # type: ignore[no-untyped-call]
     log.info("Slack Socket Mode connected")
@@ -210,7 +235,7 @@ async def _serve(settings: Settings, runtime: Runtime) -> None:
 
     server = uvicorn.Server(uvicorn.Config(runtime.web, host=settings.host, port=settings.port,
                                            log_level="info", access_log=False, lifespan="on"))
-    if settings.slack_app_token:
+    if settings.slack_app_token and runtime.bolt is not None:
         socket = await connect_socket_mode(runtime, settings.slack_app_token)
         try:
             await server.serve()
@@ -220,11 +245,16 @@ async def _serve(settings: Settings, runtime: Runtime) -> None:
         await server.serve()
 
 
-USAGE = """usage: python app.py [check | sandbox [--no-feed] [--port N] [--config FILE] [--ignore-credentials]]
+USAGE = """usage: python app.py [check | teams-package [--out FILE] | sandbox [--no-feed] [--port N] [--config FILE]
+                                                                     [--ignore-credentials]]
 
-  python app.py           run the bot; with no Slack credentials set, the local sandbox instead
-  python app.py check     check the Slack token, scopes and channels and every source's credentials
-                          (read-only calls), print what works and what to fix; exit 1 if anything fails
+  python app.py           run the bot; with no Slack credentials set (and no Teams-only config), the local
+                          sandbox instead
+  python app.py check     check the Slack token, scopes and channels, the Teams credentials and every source's
+                          credentials (read-only calls), print what works and what to fix; exit 1 if anything fails
+  python app.py teams-package
+                          build the Microsoft Teams app package (manifest.json and icons, zipped) for
+                          MICROSOFT_APP_ID: build/socialops-teams.zip, or --out FILE
   python app.py sandbox   the local sandbox: an emulated Slack channel in the browser, on 127.0.0.1
     --no-feed             start without the sample customer traffic (start it from the page)
     --port N              listen on port N (default: PORT, else 3000)
@@ -242,6 +272,8 @@ class Command:
     config: str | None = None
     ignore_credentials: bool = False
     check: bool = False
+    teams_package: bool = False
+    rest: list[str] = field(default_factory=list)
 
 
 def parse_args(argv: list[str]) -> Command:
@@ -254,6 +286,8 @@ def parse_args(argv: list[str]) -> Command:
         if len(argv) > 1:
             raise ValueError(f"check takes no arguments, got {' '.join(argv[1:])!r}")
         return Command(check=True)
+    if argv[0] == "teams-package":
+        return Command(teams_package=True, rest=argv[1:])
     if argv[0] != "sandbox":
         raise ValueError(f"unknown command {argv[0]!r}")
     options: dict[str, Any] = {"sandbox": True, "explicit": True}
@@ -298,27 +332,45 @@ def main(argv: list[str] | None = None) -> int:
     env = os.environ
     if command.check:
         return run_check(env)
-    if command.sandbox or not any(env.get(name) for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
-                                                             "SLACK_APP_TOKEN")):
+    if command.teams_package:
+        from bot.chat.teams.package import command as teams_package
+
+        return teams_package(command.rest, env)
+    if command.sandbox or (not any(env.get(name) for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
+                                                              "SLACK_APP_TOKEN")) and not _teams_only(env)):
         return run_sandbox(command, env)
     try:
-        settings = Settings.from_env()
-        config = load_config(settings.config_path)
+        config = load_config(env.get("SOCIALOPS_CONFIG") or "socialops.yml")
+        settings = Settings.from_env(slack=config.slack is not None)
         runtime = build(settings, config)
     except (ConfigError, OperationalError, ArgumentError) as error:
         return _problem(error)
-    mode = "Socket Mode" if settings.slack_app_token else f"HTTP mode on port {settings.port} (POST /slack/events)"
-    log.info("SocialOps starting: Slack %s, database %s", mode, runtime.engine.url.render_as_string())
+    desks = []
+    if config.slack is not None:
+        desks.append("Slack " + ("Socket Mode" if settings.slack_app_token else "HTTP mode (POST /slack/events)"))
+    if config.teams is not None:
+        desks.append("Teams (POST /api/messages)")
+    log.info("SocialOps starting on port %d: %s, database %s", settings.port, ", ".join(desks),
+             runtime.engine.url.render_as_string())
     run_async(_serve(settings, runtime))
     return 0
+
+
+def _teams_only(env: Mapping[str, str]) -> bool:
+    """A config with a Teams desk and no Slack desk: run the bot, not the sandbox, without Slack credentials."""
+    try:
+        config = load_config(env.get("SOCIALOPS_CONFIG") or "socialops.yml")
+    except ConfigError:
+        return False
+    return config.slack is None and config.teams is not None
 
 
 def run_check(env: Mapping[str, str]) -> int:
     """`python app.py check`: read-only calls against Slack and every configured source; a table; exit 1 on
     any failure."""
     try:
-        settings = Settings.from_env(env)
-        config = load_config(settings.config_path)
+        config = load_config(env.get("SOCIALOPS_CONFIG") or "socialops.yml")
+        settings = Settings.from_env(env, slack=config.slack is not None)
     except ConfigError as error:
         return _problem(error)
 
@@ -338,7 +390,12 @@ def run_check(env: Mapping[str, str]) -> int:
                 return [Check("database", False, reason, "fix DATABASE_URL")]
             client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url or
                                     AsyncWebClient.BASE_URL, retry_handlers=[])
-            rows += await check_slack(client, config)
+            if config.slack is not None:
+                rows += await check_slack(client, config)
+            if config.teams is not None:
+                from bot.chat.teams.setup import check_teams
+
+                rows += await check_teams(config.teams, env=env, http=http)
             for parts in sources:
                 if parts.check is None:
                     continue

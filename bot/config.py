@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -77,6 +86,61 @@ class SlackConfig(_Strict):
         return value
 
 
+TEAMS_ID = re.compile(r"^\S{3,300}$")
+
+
+def _teams_id(value: str | None) -> str | None:
+    if value is not None and not TEAMS_ID.match(value):
+        raise ValueError(f"{value!r} is not a Teams id (a channel's conversation id looks like 19:…@thread.tacv2, "
+                         "a person's like 29:…)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class TeamsConfig(_Strict):
+    """The Microsoft Teams desk. Secrets are read from the environment variables named here."""
+
+    app_id_env: str = "MICROSOFT_APP_ID"
+    """Unset or empty: local development without authentication (logged at start)."""
+    app_password_env: str = "MICROSOFT_APP_PASSWORD"
+    tenant_id_env: str = "MICROSOFT_APP_TENANT_ID"
+    """Single-tenant bots: the tenant's id; unset: multi-tenant (tokens from botframework.com)."""
+    service_url: HttpUrl = "https://smba.trafficmanager.net/teams"
+    channel: str
+    """The team channel new cases are posted to (its conversation id, 19:…@thread.tacv2)."""
+    escalation_channel: str | None = None
+    """Where escalations are announced; default: the cases channel."""
+    admin_channel: str | None = None
+    """Where the bot tells the admin about problems; default: the escalation channel."""
+    oncall: str | None = None
+    """The Teams user id (29:…) mentioned on escalation."""
+    oncall_name: str = Field(default="on call", min_length=1, max_length=100)
+    """The name shown in that mention."""
+    login_url: HttpUrl = "https://login.microsoftonline.com"
+    """Where the bot gets its access tokens (change only for a sovereign cloud, or tests)."""
+    openid_metadata_url: HttpUrl | None = None
+    """Where inbound tokens' signing keys are published (default: the Bot Framework's; tests only)."""
+
+    @property
+    def escalations(self) -> str:
+        return self.escalation_channel or self.channel
+
+    @property
+    def admin(self) -> str:
+        return self.admin_channel or self.escalations
+
+    _ids = field_validator("channel", "escalation_channel", "admin_channel", "oncall")(
+        classmethod(lambda cls, value: _teams_id(value)))
+
+
 class RouteWhen(_Strict):
     platform: str | None = None
     kind: str | None = None
@@ -84,14 +148,26 @@ class RouteWhen(_Strict):
 
 class Route(_Strict):
     when: RouteWhen
-    channel: str
+    channel: str | None = None
+    """The Slack channel for these cases."""
+    teams_channel: str | None = None
+    """The Teams channel for these cases."""
 
     @field_validator("channel")
     @classmethod
-    def _channel(cls, value: str) -> str:
-        checked = SlackConfig._channel(value)
-        assert checked is not None
-        return checked
+    def _channel(cls, value: str | None) -> str | None:
+        return SlackConfig._channel(value)
+
+    @field_validator("teams_channel")
+    @classmethod
+    def _teams_channel(cls, value: str | None) -> str | None:
+        return _teams_id(value)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Route:
+        if self.channel is None and self.teams_channel is None:
+            raise ValueError("a route needs channel (Slack) or teams_channel (Teams)")
+        return self
 
 
 class GenericSource(_Strict):
@@ -120,15 +196,6 @@ class MastodonSource(_Strict):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
-
-
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
-
-
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class XSource(_Strict):
@@ -213,20 +280,44 @@ class SavedReply(_Strict):
 
 
 class Config(_Strict):
-    slack: SlackConfig
+    slack: SlackConfig | None = None
+    teams: TeamsConfig | None = None
     routes: list[Route] = []
     sources: Sources = Sources()
     followups: list[Followup] = []
     saved_replies: list[SavedReply] = []
 
-    def channel_for(self, *, platform: str, kind: str) -> str:
+    @model_validator(mode="after")
+    def _a_desk(self) -> Config:
+        if self.slack is None and self.teams is None:
+            raise ValueError("configure a desk: slack, teams, or both")
+        return self
+
+    @property
+    def desks(self) -> tuple[str, ...]:
+        """The chat desks every case is shown in."""
+        return tuple(name for name, desk in (("slack", self.slack), ("teams", self.teams)) if desk is not None)
+
+    def _route(self, platform: str, kind: str, pick: str) -> str | None:
         for route in self.routes:
-            if route.when.platform not in (None, platform):
+            if route.when.platform not in (None, platform) or route.when.kind not in (None, kind):
                 continue
-            if route.when.kind not in (None, kind):
-                continue
-            return route.channel
-        return self.slack.channel
+            value = getattr(route, pick)
+            if value is not None:
+                return str(value)
+        return None
+
+    def channel_for(self, *, platform: str, kind: str) -> str:
+        """The Slack channel of a new case ("" without a Slack desk)."""
+        if self.slack is None:
+            return ""
+        return self._route(platform, kind, "channel") or self.slack.channel
+
+    def teams_channel_for(self, *, platform: str, kind: str) -> str:
+        """The Teams channel of a case ("" without a Teams desk)."""
+        if self.teams is None:
+            return ""
+        return self._route(platform, kind, "teams_channel") or self.teams.channel
 
 
 def _describe(error: ValidationError) -> str:
@@ -261,7 +352,7 @@ def load_config(path: str | Path) -> Config:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with at least a 'slack' key")
+        raise ConfigError(f"{path}: expected a mapping with at least a 'slack' or 'teams' key")
     return config_from_mapping(data)
 
 
@@ -284,7 +375,8 @@ class Settings(BaseModel):
     """How long a copy may hold an outbox row before another copy may take it (after a crash)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, slack: bool = True) -> Settings:
+        """`slack` False: no Slack desk is configured, so no Slack credentials are needed."""
         env = os.environ if env is None else env
         problems: list[str] = []
         port_text = env.get("PORT", "3000")
@@ -298,13 +390,15 @@ class Settings(BaseModel):
         token = env.get("SLACK_BOT_TOKEN") or None
         secret = env.get("SLACK_SIGNING_SECRET") or None
         app_token = env.get("SLACK_APP_TOKEN") or None
-        if not token:
+        if not slack:
+            pass
+        elif not token:
             problems.append("SLACK_BOT_TOKEN: set it to the app's Bot User OAuth Token (xoxb-…)")
         elif not token.startswith("xoxb-"):
             problems.append("SLACK_BOT_TOKEN: expected a bot token starting with xoxb-")
-        if not secret and not app_token:
+        if slack and not secret and not app_token:
             problems.append("SLACK_SIGNING_SECRET: set it to the app's Signing Secret (Basic Information)")
-        if app_token and not app_token.startswith("xapp-"):
+        if slack and app_token and not app_token.startswith("xapp-"):
             problems.append("SLACK_APP_TOKEN: expected an app-level token starting with xapp-")
         api_url = env.get("SLACK_API_URL") or None
         if api_url and not api_url.startswith(("http://", "https://")):

@@ -156,6 +156,9 @@ class OutboxRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     effect: str = Field(max_length=40)
+    desk: str = Field(default="", max_length=20)
+    """The chat desk a chat effect goes to ("slack", "teams"); "" for a send to a platform. A case's rows go
+    out in order per desk, so one desk being down never holds back the other."""
     case_id: int | None = Field(default=None, index=True)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     done: bool = False

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.fakes.teams_auth import FakeBotFrameworkAuth
 from tests.fakes.teams_connector import ADAPTIVE_CARD, FakeBotConnector
 
 CONV = "19:cases@thread.tacv2"
@@ -165,6 +166,27 @@ def test_auth_required(fake: FakeBotConnector) -> None:
     assert len(fake.activities()) == 2
     assert [c["status"] for c in fake.calls()] == [401, 401, 401, 201, 401, 201]
 
+
+def test_require_token_from_auth_fake(fake: FakeBotConnector) -> None:
+    body = message(card("x"))
+    with FakeBotFrameworkAuth() as auth, FakeBotFrameworkAuth(token_lifetime=-60) as stale, \
+            httpx.Client(base_url=fake.url, timeout=5) as http:
+        for issuer in (auth, stale):
+            issuer.add_app("bot-app-id", "bot-secret")
+        form = {"grant_type": "client_credentials", "client_id": "bot-app-id", "client_secret": "bot-secret",
+                "scope": "https://api.botframework.com/.default"}
+        token = http.post(auth.token_url(), data=form).json()["access_token"]
+        expired = http.post(stale.token_url(), data=form).json()["access_token"]
+
+        def post(bearer: str) -> int:
+            return http.post(activities_path(), json=body, headers={"Authorization": f"Bearer {bearer}"}).status_code
+
+        fake.require_token_from(auth)
+        assert [post("any"), post(expired), post(auth.channel_token("bot-app-id", fake.url)), post(token)] == [
+            401, 401, 401, 201]
+        fake.require_token_from(None)
+        assert post("any") == 201
+    assert len(fake.activities()) == 2
 
 def test_url_encoded_and_raw_conversation_ids(fake: FakeBotConnector, client: httpx.Client) -> None:
     encoded = client.post("v3/conversations/19%3Acases%40thread.tacv2/activities", json=message(card("a")))

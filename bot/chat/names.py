@@ -14,6 +14,9 @@ RESOLVE = "case.resolve"
 REOPEN = "case.reopen"
 TAKE_OVER = "case.take_over"
 RETRY = "reply.retry"
+CHECKIN_SEND = "followup.send"
+CHECKIN_SKIP = "followup.skip"
+SAVED_REPLY = "reply.saved"
 
 PLATFORM_NAMES = {"mastodon": "Mastodon", "generic": "Webhook", "x": "X", "facebook": "Facebook",
                   "instagram": "Instagram", "bluesky": "Bluesky", "google": "Google reviews"}

@@ -19,7 +19,7 @@ from bot.core.model import Action, ReplyStatus, Status
 from bot.core.view import CaseView, ReplyView
 from bot.services import rollups
 from bot.services.ingest import cancel_followups
-from bot.services.records import Effect, audit, enqueue, load_case, refresh_card
+from bot.services.records import Effect, audit, desk_of_person, enqueue, load_case, refresh_card
 from storage.tables import CaseRow, FollowupRow, ItemRow, ReplyRow, utcnow
 
 
@@ -79,7 +79,8 @@ def take_over(session: Session, case_id: int, actor: Actor) -> CaseRow:
     _record_claim(session, case, Action.TAKE_OVER, actor, previous=previous)
     refresh_card(session, case, f"{actor.name} took the case over from {previous_name or 'nobody'}.")
     if previous:
-        enqueue(session, Effect.EPHEMERAL, case.id, user=previous,
+        enqueue(session, Effect.EPHEMERAL, case.id, desk=desk_of_person(session, case.id or 0, previous),
+                user=previous, name=previous_name,
                 text=f"{actor.name} took over case #{case.id} from you.")
     return case
 

@@ -26,7 +26,7 @@ from sqlmodel import Session, col
 from bot.config import Config
 from bot.core.model import Action, Item, Status
 from bot.services import rollups
-from bot.services.records import Effect, enqueue
+from bot.services.records import Effect, desks_for, enqueue
 from storage.db import transaction
 from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, utcnow
 
@@ -69,9 +69,11 @@ def _event(case_id: int, action: Action, now: datetime, **detail: Any) -> dict[s
             "detail": detail, "at": now}
 
 
-def _outbox(case_id: int, effect: str, now: datetime, **payload: Any) -> dict[str, Any]:
-    return {"effect": effect, "case_id": case_id, "payload": payload, "done": False, "dead": False, "attempts": 0,
-            "next_attempt_at": now, "locked_until": None, "last_error": None, "created_at": now, "done_at": None}
+def _outbox(case_id: int, effect: str, now: datetime, desks: tuple[str, ...], **payload: Any) -> list[dict[str, Any]]:
+    """One row per chat desk."""
+    return [{"effect": effect, "desk": desk, "case_id": case_id, "payload": payload, "done": False, "dead": False,
+             "attempts": 0, "next_attempt_at": now, "locked_until": None, "last_error": None, "created_at": now,
+             "done_at": None} for desk in desks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,7 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
     ])}
 
     writes = _Writes()
+    desks = desks_for(session)
     results: list[Accepted] = []
     has_messages: set[int] = set()
     touched: set[int] = set()
@@ -178,7 +181,7 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
         if key in opened and case_id not in has_messages:
             has_messages.add(case_id)
             writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
-            writes.outbox.append(_outbox(case_id, Effect.CARD, now))
+            writes.outbox += _outbox(case_id, Effect.CARD, now, desks)
             writes.counts[(rollups.day_of(now), rollups.NEW, item.platform, str(item.kind))] += 1
             results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False))
             continue
@@ -195,8 +198,8 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
         detail = {"reason": "customer wrote again"} if reopened else {}
         writes.events.append(_event(case_id, action, now, platform_id=item.platform_id, **detail))
         prefix = "Reopened: the customer wrote again" if reopened else "New message from the customer"
-        writes.outbox.append(_outbox(case_id, Effect.CARD, now))
-        writes.outbox.append(_outbox(case_id, Effect.THREAD, now, text=prefix + ":", quote=item.text, url=item.url))
+        writes.outbox += _outbox(case_id, Effect.CARD, now, desks)
+        writes.outbox += _outbox(case_id, Effect.THREAD, now, desks, text=prefix + ":", quote=item.text, url=item.url)
         results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False, reopened=reopened))
     if touched:
         connection.execute(sql.touch_cases, [{"case_id": case_id, "now": now} for case_id in sorted(touched)])

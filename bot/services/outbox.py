@@ -1,7 +1,8 @@
 """The outbox worker: delivers side effects written by use cases, with retries, backoff and pacing.
 
-Only the head of each case's queue is leased, so a case's effects go out in the order they were
-written and never concurrently (also across several copies on PostgreSQL, with SKIP LOCKED).
+Only the head of each case's queue (per desk: Slack, Teams, and sends to the platform each have their own) is
+leased, so a case's effects go out in the order they were written and never concurrently (also across several
+copies on PostgreSQL, with SKIP LOCKED).
 A handler returns a `finish` function that runs in the same transaction that marks the row done:
 what the platform answered (a message ts, a status id) is stored atomically with "delivered".
 """
@@ -28,6 +29,8 @@ log = logging.getLogger("socialops.outbox")
 
 Finish = Callable[[Session], None]
 Handler = Callable[[OutboxRow], Awaitable[Finish | None]]
+Handlers = dict[tuple[str, str], Handler]
+"""By (desk, effect): ("slack", "card"), ("teams", "card"), ("", "send")."""
 
 MAX_ATTEMPTS = 12
 LEASE = timedelta(seconds=60)
@@ -39,7 +42,7 @@ def backoff(attempts: int) -> float:
 
 
 class Outbox:
-    def __init__(self, *, engine: Engine, handlers: dict[str, Handler], batch: int = 20,
+    def __init__(self, *, engine: Engine, handlers: Handlers, batch: int = 20,
                  idle_poll: float = 1.0, lease: timedelta = LEASE) -> None:
         self._engine = engine
         self._lease_for = lease
@@ -121,8 +124,8 @@ class Outbox:
         now = utcnow()
         earlier = aliased(OutboxRow)
         is_head = ~exists().where(
-            col(earlier.case_id) == col(OutboxRow.case_id), col(earlier.done).is_(False),
-            col(earlier.id) < col(OutboxRow.id),
+            col(earlier.case_id) == col(OutboxRow.case_id), col(earlier.desk) == col(OutboxRow.desk),
+            col(earlier.done).is_(False), col(earlier.id) < col(OutboxRow.id),
         )
         query = (
             select(OutboxRow)
@@ -148,10 +151,10 @@ class Outbox:
         return rows
 
     async def _deliver(self, row: OutboxRow) -> None:
-        handler = self._handlers.get(row.effect)
+        handler = self._handlers.get((row.desk, row.effect))
         try:
             if handler is None:
-                raise SendError(f"no handler for effect {row.effect!r}", permanent=True)
+                raise SendError(f"no handler for effect {row.effect!r} on desk {row.desk!r}", permanent=True)
             finish = await handler(row)
         except SendError as error:
             await asyncio.to_thread(self._failed, row, error.message, error.permanent, error.retry_after)
@@ -202,3 +205,23 @@ class Outbox:
                 log.warning("outbox %s for case %s: retry in %.1fs: %s", row.effect, row.case_id, delay, message)
             session.add(stored)
         self._held.discard(row.id or 0)
+
+
+def pending_card_rows(session: Session, case_id: int, desk: str) -> list[int]:
+    """A desk's card rows for a case written before its view is read: one update covers them all."""
+    return list(session.exec(select(OutboxRow.id).where(
+        OutboxRow.case_id == case_id, OutboxRow.desk == desk, OutboxRow.effect == Effect.CARD,
+        col(OutboxRow.done).is_(False),
+    )).all())  # type: ignore[arg-type]
+
+
+def mark_done(ids: list[int]) -> Finish:
+    """A `finish` marking other rows done too (those one delivery covered)."""
+    def finish(session: Session) -> None:
+        for outbox_id in ids:
+            stored = session.get(OutboxRow, outbox_id)
+            if stored is not None and not stored.done:
+                stored.done = True
+                session.add(stored)
+
+    return finish

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlmodel import Session
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
 from bot.core.errors import UnknownCase
 from bot.core.model import Action
@@ -44,8 +47,42 @@ def audit(
     return event
 
 
-def enqueue(session: Session, effect: str, case_id: int | None, **payload: Any) -> None:
-    session.add(OutboxRow(effect=effect, case_id=case_id, payload=payload))
+_DESKS: WeakKeyDictionary[Engine, tuple[str, ...]] = WeakKeyDictionary()
+DEFAULT_DESKS = ("slack",)
+
+
+def use_desks(engine: Engine, desks: Sequence[str]) -> None:
+    """The chat desks this database's cases are shown in: every chat effect is written once per desk."""
+    _DESKS[engine] = tuple(desks)
+
+
+def desks_of(engine: Engine) -> tuple[str, ...]:
+    return _DESKS.get(engine, DEFAULT_DESKS)
+
+
+def desks_for(session: Session, desk: str | None = None) -> tuple[str, ...]:
+    if desk is not None:
+        return (desk,)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return desks_of(engine)
+
+
+def enqueue(session: Session, effect: str, case_id: int | None, *, desk: str | None = None, **payload: Any) -> None:
+    """A side effect, written in the caller's transaction: a send to the platform once, a chat effect once per
+    desk (or for the one `desk` named)."""
+    if effect == Effect.SEND:
+        session.add(OutboxRow(effect=effect, desk="", case_id=case_id, payload=payload))
+        return
+    for each in desks_for(session, desk):
+        session.add(OutboxRow(effect=effect, desk=each, case_id=case_id, payload=dict(payload)))
+
+
+def desk_of_person(session: Session, case_id: int, person: str) -> str | None:
+    """The desk a person last acted from on this case (where a private note to them belongs)."""
+    return session.exec(select(EventRow.desk).where(
+        EventRow.case_id == case_id, EventRow.actor == person, col(EventRow.desk).is_not(None),
+    ).order_by(col(EventRow.id).desc()).limit(1)).first()
 
 
 def refresh_card(session: Session, case: CaseRow, log: str | None = None, *, quote: str | None = None,

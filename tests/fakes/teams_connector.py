@@ -20,11 +20,15 @@ ephemeral port, ``handle`` runs under the lock).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from tests.fakes.mastodon import FakeHTTPServer, Request, Response, _copy
+
+if TYPE_CHECKING:
+    from tests.fakes.teams_auth import FakeBotFrameworkAuth
 
 Json = dict[str, Any]
 
@@ -73,11 +77,14 @@ class _Stored:
 class FakeBotConnector(FakeHTTPServer):
     """Fake Bot Connector service; use as a context manager. ``.url`` is the ``serviceUrl`` (trailing slash)."""
 
-    def __init__(self, max_body: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, max_body: int = MAX_MESSAGE_BYTES, *, anonymous: bool = False) -> None:
+        """`anonymous`: accept requests without a token, as a local client does for a bot without an App ID."""
         super().__init__()
         self.url += "/"
         self.max_body = max_body
+        self.anonymous = anonymous
         self._token: str | None = None  # None: any non-empty bearer token
+        self._auth: FakeBotFrameworkAuth | None = None  # set: only tokens that fake issued (and still valid)
         self._next_id = 1_700_000_000_000  # Teams message ids look like epoch milliseconds
         self._activities: dict[str, _Stored] = {}  # insertion-ordered
         self._calls: list[Json] = []
@@ -88,6 +95,14 @@ class FakeBotConnector(FakeHTTPServer):
         """Accept only ``Authorization: Bearer <token>`` (401 otherwise); None: any non-empty bearer token."""
         with self._lock:
             self._token = token
+            self._auth = None
+
+    def require_token_from(self, auth: FakeBotFrameworkAuth | None) -> None:
+        """Accept only bearer tokens ``auth`` issued and still valid (``auth.accepts``), 401 otherwise;
+        None: back to any non-empty bearer token. Replaces a ``require_token`` setting."""
+        with self._lock:
+            self._auth = auth
+            self._token = None
 
     def fail_next(self, status: int = 429, retry_after: int | None = None, times: int = 1,
                   code: str | None = None) -> None:
@@ -117,10 +132,15 @@ class FakeBotConnector(FakeHTTPServer):
                           for a in s.activity.get("attachments") or []
                           if isinstance(a, dict) and a.get("contentType") == ADAPTIVE_CARD])
 
-    def calls(self) -> list[Json]:
-        """Every request received: {method, path (as sent, undecoded), status}."""
+    def calls(self, *, with_times: bool = False) -> list[Json]:
+        """Every request received: {method, path (as sent, undecoded), status} (and `at`, time.monotonic(), when
+        asked `with_times`)."""
         with self._lock:
-            return _copy(self._calls)
+            calls = _copy(self._calls)
+        if not with_times:
+            for call in calls:
+                del call["at"]
+        return calls
 
     def reset(self) -> None:
         with self._lock:
@@ -131,14 +151,18 @@ class FakeBotConnector(FakeHTTPServer):
     # ---- server side -------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
         resp = self._route(req)
-        self._calls.append({"method": req.method, "path": req.path, "status": resp.status})
+        self._calls.append({"method": req.method, "path": req.path, "status": resp.status, "at": time.monotonic()})
         return resp
 
     def _authorized(self, req: Request) -> bool:
+        if self.anonymous and not req.headers.get("authorization"):
+            return True
         scheme, _, token = req.headers.get("authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return False
+        if self._auth is not None:
+            return self._auth.accepts(token)
         return self._token is None or token == self._token
 
     def _route(self, req: Request) -> Response:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.chat.names import (
+    CHECKIN_SEND,
+    CHECKIN_SKIP,
     CLAIM,
     ESCALATE,
     RELEASE,
@@ -19,6 +21,7 @@ from bot.chat.names import (
     REPLY,
     RESOLVE,
     RETRY,
+    SAVED_REPLY,
     TAKE_OVER,
     kind_name,
     platform_name,
@@ -28,9 +31,6 @@ from bot.core.view import CaseView, StatsView
 
 Block = dict[str, Any]
 
-CHECKIN_SEND = "followup.send"
-CHECKIN_SKIP = "followup.skip"
-SAVED_REPLY = "reply.saved"
 REPLY_MODAL = "modal.reply"
 ESCALATE_MODAL = "modal.escalate"
 RESOLVE_MODAL = "modal.resolve"

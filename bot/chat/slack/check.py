@@ -26,8 +26,10 @@ async def check_slack(client: AsyncWebClient, config: Config) -> list[Check]:
     rows.append(Check("Slack scopes", not missing, "all granted" if not missing else f"missing {', '.join(missing)}",
                       "" if not missing else "add them under OAuth & Permissions (or re-create the app from "
                       "manifest.yml) and reinstall the app"))
-    channels = dict.fromkeys([config.slack.channel, config.slack.escalation_channel, config.slack.admin,
-                              *(route.channel for route in config.routes)])
+    slack = config.slack
+    assert slack is not None
+    channels = dict.fromkeys([slack.channel, slack.escalation_channel, slack.admin,
+                              *(route.channel for route in config.routes if route.channel)])
     for channel in channels:
         try:
             await client.conversations_history(channel=channel, limit=1)

@@ -17,14 +17,15 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.chat.slack import blocks as render
 from bot.chat.slack.mrkdwn import escape
 from bot.config import Config
 from bot.core.errors import SendError
 from bot.services.api import Services, save_chat_ref
-from bot.services.outbox import Finish, Handler
+from bot.services.outbox import Finish, Handler, pending_card_rows
+from bot.services.outbox import mark_done as _mark_done
 from bot.services.records import Effect
 from storage.tables import FollowupRow, OutboxRow
 
@@ -74,12 +75,15 @@ class SlackDelivery:
         self._client = client
         self._services = services
         self._config = config
+        assert config.slack is not None, "the Slack desk needs a slack: section"
+        self._slack = config.slack
         self._paused_until = 0.0
         self._pacer = Pacer(pace, lambda: self._paused_until)
 
-    def handlers(self) -> dict[str, Handler]:
-        return {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
+    def handlers(self) -> dict[tuple[str, str], Handler]:
+        mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
                 Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice}
+        return {(DESK, effect): handler for effect, handler in mine.items()}
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         """One Web API call. A 429 pauses every call for its Retry-After, not just the row that met it:
@@ -142,7 +146,7 @@ class SlackDelivery:
     async def card(self, row: OutboxRow) -> Finish | None:
         assert row.case_id is not None
         case_id = row.case_id
-        covered = await self._services.read(lambda s: _pending_card_rows(s, case_id))
+        covered = await self._services.read(lambda s: pending_card_rows(s, case_id, DESK))
         view = await self._services.view(case_id)
         text, blocks = render.card(view)
         ref = await self._card_ref(case_id)
@@ -198,13 +202,13 @@ class SlackDelivery:
                 permalink = None
         text, blocks = render.escalation(view, reason=str(row.payload.get("reason", "")),
                                          by=str(row.payload.get("by", "someone")),
-                                         oncall=self._config.slack.oncall, permalink=permalink)
-        await self._post(row, channel=self._config.slack.escalation_channel, text=text, blocks=blocks)
+                                         oncall=self._slack.oncall, permalink=permalink)
+        await self._post(row, channel=self._slack.escalation_channel, text=text, blocks=blocks)
         return None
 
     async def notice(self, row: OutboxRow) -> Finish | None:
         text, blocks = render.notice(str(row.payload.get("text", "")))
-        await self._post(row, channel=self._config.slack.admin, text=text, blocks=blocks)
+        await self._post(row, channel=self._slack.admin, text=text, blocks=blocks)
         return None
 
     async def prompt(self, row: OutboxRow) -> Finish | None:
@@ -242,19 +246,4 @@ def _personal(followup: FollowupRow, name: str, handle: str) -> str:
     return personalise(followup.text, name=name, handle=handle)
 
 
-def _pending_card_rows(session: Session, case_id: int) -> list[int]:
-    """Card rows written before the view is read: one update covers them all."""
-    return list(session.exec(select(OutboxRow.id).where(
-        OutboxRow.case_id == case_id, OutboxRow.effect == Effect.CARD, col(OutboxRow.done).is_(False),
-    )).all())  # type: ignore[arg-type]
 
-
-def _mark_done(ids: list[int]) -> Finish:
-    def finish(session: Session) -> None:
-        for outbox_id in ids:
-            stored = session.get(OutboxRow, outbox_id)
-            if stored is not None and not stored.done:
-                stored.done = True
-                session.add(stored)
-
-    return finish

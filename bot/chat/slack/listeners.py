@@ -90,10 +90,10 @@ class SlackDesk:
         buttons = {
             names.CLAIM: self._simple("claim"), names.TAKE_OVER: self._simple("take_over"),
             names.RELEASE: self._simple("release"), names.REOPEN: self._simple("reopen"),
-            names.RETRY: self._simple("retry"), render.CHECKIN_SEND: self._simple("send_checkin"),
-            render.CHECKIN_SKIP: self._simple("skip_checkin"), names.REPLY: self._open_reply,
+            names.RETRY: self._simple("retry"), names.CHECKIN_SEND: self._simple("send_checkin"),
+            names.CHECKIN_SKIP: self._simple("skip_checkin"), names.REPLY: self._open_reply,
             names.ESCALATE: self._open_modal(render.escalate_modal),
-            names.RESOLVE: self._open_modal(render.resolve_modal), render.SAVED_REPLY: self._saved_reply,
+            names.RESOLVE: self._open_modal(render.resolve_modal), names.SAVED_REPLY: self._saved_reply,
         }
         for action_id, handler in buttons.items():
             app.action(action_id)(self._button(handler))
@@ -262,6 +262,7 @@ class SlackDesk:
             return
         if words[0] == "oncall":
             slack = self._services.config.slack
+            assert slack is not None
             await ack(text=render.oncall(slack.oncall, slack.escalation_channel), response_type="ephemeral")
             return
         if words[0] != "stats":

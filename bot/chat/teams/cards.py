@@ -11,8 +11,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.chat.names import CLAIM, ESCALATE, RELEASE, REOPEN, REPLY, RESOLVE, RETRY, kind_name, platform_name
-from bot.core.view import CaseView
+from bot.chat.names import (
+    CHECKIN_SEND,
+    CHECKIN_SKIP,
+    CLAIM,
+    ESCALATE,
+    RELEASE,
+    REOPEN,
+    REPLY,
+    RESOLVE,
+    RETRY,
+    SAVED_REPLY,
+    TAKE_OVER,
+    kind_name,
+    platform_name,
+)
+from bot.core.view import CaseView, StatsView
 
 Card = dict[str, Any]
 
@@ -118,6 +132,208 @@ def case_card(view: CaseView) -> Card:
         actions.append({"type": "Action.OpenUrl", "title": f"View on {platform}", "url": view.url})
     return {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "body": body, "actions": actions,
             "msteams": {"width": "Full"}}
+
+
+SEND_REPLY = "reply.send"
+SEND_ESCALATION = "escalate.send"
+SEND_RESOLVE = "resolve.send"
+SHOW = "case.show"
+"""Verbs of the inline forms (Reply, Escalate, Resolve open a form inside the card for the person who clicked)."""
+TEXT_INPUT, MODE_INPUT, SAVED_INPUT, REASON_INPUT, NOTE_INPUT = "text", "mode", "saved", "reason", "note"
+
+
+def _with(card: Card, *items: dict[str, Any], actions: list[dict[str, Any]] | None = None) -> Card:
+    """The case card with more body items (a form, a message) and other buttons."""
+    return {**card, "body": [*card["body"], *items], "actions": card["actions"] if actions is None else actions}
+
+
+def _banner(text: str, color: str) -> dict[str, Any]:
+    return {"type": "Container", "style": "warning" if color == "Warning" else "attention"
+            if color == "Attention" else "good", "items": [rich(run(literal(text, 1000), color=color))]}
+
+
+def with_message(view: CaseView, text: str, *, problem: bool = True) -> Card:
+    """The case card with a message for the person who acted (a refusal, what happened)."""
+    return _with(case_card(view), _banner(text, "Attention" if problem else "Good"))
+
+
+def owned_by_other(view: CaseView) -> Card:
+    owner = literal(view.owner_name or view.owner or "someone", 200)
+    return _with(case_card(view), _banner(f"Case #{view.id} is already claimed by {owner}. Take it over? They will "
+                                          "be told.", "Warning"),
+                 actions=[_action("Take over", TAKE_OVER, view.id, "destructive"), _action("Cancel", SHOW, view.id)])
+
+
+def reply_form(view: CaseView, *, text: str, saved: list[tuple[str, str]], max_length: int, prefix: str,
+               notice: str | None, modes: list[tuple[str, str]], problem: str | None = None) -> Card:
+    """Reply inside the card: the pre-filled text, saved replies, the platform's limit and ways to reply."""
+    items: list[dict[str, Any]] = [{"type": "TextBlock", "text": f"Reply on {platform_name(view.platform)}",
+                                    "weight": "Bolder", "separator": True, "wrap": True}]
+    if problem:
+        items.append(_banner(problem, "Attention"))
+    if notice:
+        items.append(rich(run("ℹ️ " + literal(notice, 1000)), spacing="Small"))
+    hint = f"Up to {max_length} characters."
+    if prefix.strip():
+        hint = f"Sent as a reply starting with {literal(prefix.strip(), 200)} · " + hint
+    items.append({"type": "Input.Text", "id": TEXT_INPUT, "label": "Your reply", "isMultiline": True,
+                  "value": literal(text, max_length), "maxLength": max_length, "isRequired": True,
+                  "errorMessage": "Write the reply first."})
+    items.append({"type": "TextBlock", "text": hint, "isSubtle": True, "size": "Small", "wrap": True,
+                  "spacing": "None"})
+    if modes:
+        items.append({"type": "Input.ChoiceSet", "id": MODE_INPUT, "label": "How", "style": "expanded",
+                      "value": modes[0][0], "choices": [{"title": literal(label, 200), "value": value}
+                                                         for value, label in modes[:10]]})
+    actions = [_action("Send", SEND_REPLY, view.id, "positive")]
+    if saved:
+        items.append({"type": "Input.ChoiceSet", "id": SAVED_INPUT, "label": "Saved replies", "style": "compact",
+                      "placeholder": "Use a saved reply", "choices": [
+                          {"title": literal(title, 75), "value": str(i)} for i, (title, _) in enumerate(saved[:100])]})
+        actions.append(_action("Use saved reply", SAVED_REPLY, view.id))
+    actions.append(_action("Cancel", SHOW, view.id))
+    return _with(case_card(view), {"type": "Container", "items": items}, actions=actions)
+
+
+def escalate_form(view: CaseView, problem: str | None = None) -> Card:
+    items: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": "Escalate", "weight": "Bolder", "separator": True},
+        {"type": "Input.Text", "id": REASON_INPUT, "label": "Why does this need escalating?", "isMultiline": True,
+         "maxLength": 1000, "isRequired": True, "errorMessage": "Say why."},
+    ]
+    if problem:
+        items.insert(1, _banner(problem, "Attention"))
+    return _with(case_card(view), {"type": "Container", "items": items},
+                 actions=[_action("Escalate", SEND_ESCALATION, view.id, "destructive"),
+                          _action("Cancel", SHOW, view.id)])
+
+
+def resolve_form(view: CaseView, problem: str | None = None) -> Card:
+    items: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": "Resolve", "weight": "Bolder", "separator": True},
+        {"type": "Input.Text", "id": NOTE_INPUT, "label": "Note (optional)", "isMultiline": True,
+         "maxLength": 1000},
+    ]
+    if problem:
+        items.insert(1, _banner(problem, "Attention"))
+    return _with(case_card(view), {"type": "Container", "items": items},
+                 actions=[_action("Resolve", SEND_RESOLVE, view.id, "positive"), _action("Cancel", SHOW, view.id)])
+
+
+def _card(*body: dict[str, Any], actions: list[dict[str, Any]] | None = None) -> Card:
+    card: Card = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "body": list(body)}
+    if actions:
+        card["actions"] = actions
+    return card
+
+
+def thread_card(text: str, quoted: str | None = None, url: str | None = None) -> Card:
+    """A line of the case's history in the card's thread; quoted customer text stays literal."""
+    items: list[dict[str, Any]] = [rich(run(literal(text)))]
+    if quoted:
+        items.append({"type": "Container", "style": "emphasis", "items": [rich(run(literal(quoted)))]})
+    actions = [{"type": "Action.OpenUrl", "title": "Open", "url": url}] if url and url.startswith("https://") else None
+    return _card(*items, actions=actions)
+
+
+def prompt_card(followup_id: int, case_id: int, status: str, text: str, customer: str,
+                acted_by: str | None) -> Card:
+    body: list[dict[str, Any]] = [
+        rich(run("Check-in due", weight="Bolder"), run(f" for {literal(customer, 200)}:")),
+        {"type": "Container", "style": "emphasis", "items": [rich(run(literal(text)))]},
+    ]
+    if status == "prompted":
+        return _card(*body, actions=[
+            _action("Send check-in", CHECKIN_SEND, case_id, "positive", followup=followup_id),
+            _action("Skip", CHECKIN_SKIP, case_id, followup=followup_id)])
+    who = literal(acted_by or "someone", 200)
+    outcome = {"sent": f"✅ Check-in sent by {who}.", "skipped": f"⏩ Skipped by {who}.",
+               "cancelled": "🚫 Not needed any more: the case was reopened."}
+    body.append(rich(run(outcome.get(status, status)), spacing="Small"))
+    return _card(*body)
+
+
+def escalation_card(view: CaseView, *, reason: str, by: str, oncall: str | None, oncall_name: str
+                    ) -> tuple[Card, list[dict[str, Any]]]:
+    """The escalation announcement and its mention entities (Teams pings whoever a `<at>` names)."""
+    lead: list[dict[str, Any]] = []
+    entities: list[dict[str, Any]] = []
+    if oncall:
+        name = literal(oncall_name, 100)
+        lead.append({"type": "TextBlock", "text": f"<at>{name}</at>", "wrap": True})
+        entities.append({"type": "mention", "text": f"<at>{name}</at>", "mentioned": {"id": oncall, "name": name}})
+    customer = literal(view.customer_name or view.customer_handle or "someone", 200)
+    body = [
+        *lead,
+        rich(run(f"🚨 Case #{view.id} escalated", weight="Bolder"), run(f" by {literal(by, 200)}: "),
+             run(f"{platform_name(view.platform)} {kind_name(view.kind)} from {customer}")),
+        {"type": "Container", "style": "attention", "items": [rich(run(literal(reason, 1500)))]},
+    ]
+    card = _card(*body)
+    if entities:
+        card["msteams"] = {"entities": entities}
+    return card, entities
+
+
+def mention_card(user: str, name: str, text: str) -> Card:
+    """A note for one person, mentioning them so Teams tells them."""
+    shown = literal(name, 100)
+    card = _card(rich(run(literal(text, 2000))))
+    card["body"].insert(0, {"type": "TextBlock", "text": f"<at>{shown}</at>", "wrap": True})
+    card["msteams"] = {"entities": [{"type": "mention", "text": f"<at>{shown}</at>",
+                                     "mentioned": {"id": user, "name": shown}}]}
+    return card
+
+
+def notice_card(text: str) -> Card:
+    return _card(rich(run("⚠️ SocialOps needs an admin", weight="Bolder")), rich(run(literal(text, 2000))))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def stats_card(view: StatsView) -> Card:
+    """The same numbers as Slack's /social stats."""
+    label = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}.get(view.period, view.period)
+    rate = "–" if view.response_rate is None else f"{view.response_rate:.0%}"
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": f"SocialOps stats · {label}", "weight": "Bolder", "size": "Medium"},
+        {"type": "TextBlock", "wrap": True,
+         "text": f"{view.new} new · {view.resolved} resolved · {view.escalated} escalated"},
+        {"type": "TextBlock", "wrap": True, "isSubtle": True,
+         "text": f"Now: {view.open_now} open · {view.claimed_now} claimed"},
+        {"type": "FactSet", "facts": [
+            {"title": "First response (median)", "value": _duration(view.first_response_median_s)},
+            {"title": "First response (p90)", "value": _duration(view.first_response_p90_s)},
+            {"title": "Resolution (median)", "value": _duration(view.resolution_median_s)},
+            {"title": "Response rate", "value": rate},
+        ]},
+    ]
+    if view.by_platform_kind:
+        body.append({"type": "TextBlock", "text": "New by platform and kind", "weight": "Bolder"})
+        body.append({"type": "FactSet", "facts": [
+            {"title": f"{platform_name(p)} {kind_name(k)}", "value": str(n)}
+            for p, k, n in view.by_platform_kind[:30]]})
+    if view.per_person:
+        body.append({"type": "TextBlock", "text": "People", "weight": "Bolder"})
+        body.append({"type": "FactSet", "facts": [
+            {"title": literal(name or uid, 100), "value": f"{claims} claimed · {replies} replies · {resolves} resolved"}
+            for uid, name, claims, replies, resolves in view.per_person[:20]]})
+    return _card(*body)
+
+
+def text_card(text: str) -> Card:
+    """A plain answer (help, whoami, a refusal) as literal text."""
+    return _card(rich(run(literal(text, 3000))))
 
 
 __all__ = ["MAX_CARD_BYTES", "case_card", "literal"]

@@ -1,0 +1,137 @@
+"""Teams side of the outbox: posts and updates case cards, thread lines, check-in prompts, escalations and notices.
+
+Each handler delivers one outbox row of desk "teams"; Slack's rows for the same change are separate rows, so both
+desks show every change whichever desk it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import Session
+
+from bot.chat.names import platform_name
+from bot.chat.teams import cards
+from bot.chat.teams.connector import Connector
+from bot.config import TeamsConfig
+from bot.core.errors import SendError
+from bot.services.api import Services, save_chat_ref
+from bot.services.followups import personalise
+from bot.services.outbox import Finish, Handler, mark_done, pending_card_rows
+from bot.services.records import Effect
+from storage.tables import OutboxRow
+
+log = logging.getLogger("socialops.teams")
+
+DESK = "teams"
+
+
+class TeamsDelivery:
+    def __init__(self, *, connector: Connector, services: Services, config: TeamsConfig) -> None:
+        self._connector = connector
+        self._services = services
+        self._config = config
+
+    def handlers(self) -> dict[tuple[str, str], Handler]:
+        mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.personal,
+                Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice}
+        return {(DESK, effect): handler for effect, handler in mine.items()}
+
+    async def _card_ref(self, case_id: int) -> tuple[str, str] | None:
+        ref = await self._services.chat_ref(desk=DESK, purpose="card", key=str(case_id))
+        return (ref.conversation, ref.message_id) if ref else None
+
+    async def _require_card(self, case_id: int) -> tuple[str, str]:
+        ref = await self._card_ref(case_id)
+        if ref is None:
+            raise SendError(f"the Teams card of case {case_id} is not posted yet", permanent=False, retry_after=2)
+        return ref
+
+    async def card(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        case_id = row.case_id
+        covered = await self._services.read(lambda s: pending_card_rows(s, case_id, DESK))
+        view = await self._services.view(case_id)
+        activity = self._connector.card_activity(
+            cards.case_card(view), summary=f"{platform_name(view.platform)} case #{view.id}: {view.status}")
+        ref = await self._card_ref(case_id)
+        if ref is not None:
+            try:
+                await self._connector.update(ref[0], ref[1], activity)
+                return mark_done(covered)
+            except SendError as error:
+                if "HTTP 404" not in error.message:
+                    raise
+                log.warning("Teams card of case %s was deleted; posting it again", case_id)
+        channel = self._services.config.teams_channel_for(platform=view.platform, kind=view.kind)
+        activity_id = await self._connector.post(channel, activity)
+
+        def finish(session: Session) -> None:
+            save_chat_ref(session, case_id=case_id, desk=DESK, purpose="card", key=str(case_id),
+                          conversation=channel, message_id=activity_id, replace=ref is not None)
+            mark_done(covered)(session)
+
+        return finish
+
+    async def thread(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        channel, card_id = await self._require_card(row.case_id)
+        card = cards.thread_card(str(row.payload.get("text", "")), row.payload.get("quote"), row.payload.get("url"))
+        await self._connector.post(channel, self._connector.card_activity(card), reply_to=card_id)
+        return None
+
+    async def personal(self, row: OutboxRow) -> Finish | None:
+        """A note for one person (Slack shows it only to them): in Teams, in the card's thread, mentioning them."""
+        assert row.case_id is not None
+        user = str(row.payload.get("user", ""))
+        channel, card_id = await self._require_card(row.case_id)
+        name = str(row.payload.get("name") or "you")
+        text = str(row.payload.get("text", ""))
+        card = cards.mention_card(user, name, text)
+        entities = card.get("msteams", {}).get("entities", [])
+        await self._connector.post(channel, self._connector.card_activity(card, entities=entities), reply_to=card_id)
+        return None
+
+    async def escalation(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        view = await self._services.view(row.case_id)
+        card, entities = cards.escalation_card(view, reason=str(row.payload.get("reason", "")),
+                                               by=str(row.payload.get("by", "someone")),
+                                               oncall=self._config.oncall, oncall_name=self._config.oncall_name)
+        await self._connector.post(self._config.escalations,
+                                   self._connector.card_activity(card, summary=f"Case #{view.id} escalated",
+                                                                 entities=entities))
+        return None
+
+    async def notice(self, row: OutboxRow) -> Finish | None:
+        await self._connector.post(self._config.admin, self._connector.card_activity(
+            cards.notice_card(str(row.payload.get("text", ""))), summary="SocialOps needs an admin"))
+        return None
+
+    async def prompt(self, row: OutboxRow) -> Finish | None:
+        assert row.case_id is not None
+        followup_id = int(row.payload["followup_id"])
+        followup = await self._services.followup(followup_id)
+        if followup is None:
+            return None
+        view = await self._services.view(row.case_id)
+        text = personalise(followup.text, name=view.customer_name, handle=view.customer_handle)
+        card = cards.prompt_card(followup_id, view.id, followup.status, text,
+                                 view.customer_name or view.customer_handle, followup.acted_by)
+        activity = self._connector.card_activity(card, summary="Check-in due")
+        key = f"followup:{followup_id}"
+        ref = await self._services.chat_ref(desk=DESK, purpose="prompt", key=key)
+        if ref is not None:
+            await self._connector.update(ref.conversation, ref.message_id, activity)
+            return None
+        if followup.status != "prompted":
+            return None  # never shown, nothing to update
+        channel, card_id = await self._require_card(row.case_id)
+        activity_id = await self._connector.post(channel, activity, reply_to=card_id)
+        case_id = row.case_id
+
+        def finish(session: Session) -> None:
+            save_chat_ref(session, case_id=case_id, desk=DESK, purpose="prompt", key=key, conversation=channel,
+                          message_id=activity_id)
+
+        return finish
