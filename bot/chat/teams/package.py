@@ -49,6 +49,8 @@ PLACEHOLDER_URL = "https://socialops.example.com"
 SCOPES = ("team", "groupChat", "personal")
 COMMANDS = (
     ("stats", "Response-time and volume numbers: stats, stats 7d, stats 30d"),
+    ("oncall", "Who escalations mention"),
+    ("whoami", "Your Teams user id and this conversation's id (for the config)"),
     ("help", "What the bot does and the commands it understands"),
 )
 SHORT_DESCRIPTION = "Social customer care cases in Teams: claim, reply, escalate, resolve."
