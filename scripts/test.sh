@@ -12,6 +12,11 @@ fi
 if command -v npm >/dev/null 2>&1 && [ ! -d tests/browser/node_modules/playwright-core ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
+# The Teams browser test: Microsoft's local Teams client (Agents Playground) from npm. Its licence forbids
+# redistributing it, so it is installed here, git-ignored, and never committed.
+if command -v npm >/dev/null 2>&1 && [ ! -x tests/browser_teams/node_modules/.bin/agentsplayground ]; then
+  npm ci --prefix tests/browser_teams --no-audit --no-fund --loglevel=error
+fi
 # Bluesky's reference network (PLC, PDS, AppView) for the tests against the real thing: Node 22 and
 # @atproto/dev-env from npm (first time ~2.5 min, 660 MB; nothing when already installed).
 if command -v npm >/dev/null 2>&1 && [ -z "${SOCIALOPS_SKIP_BLUESKY:-}" ]; then

@@ -26,10 +26,13 @@ from tests.kit.teams import (
     TeamsUser,
     button,
     case_cards,
+    field,
     invoked_card,
+    opened,
     teams_config,
     text_of,
     thread,
+    told,
 )
 from tests.kit.wait import eventually
 from tests.kit.webhook import event, signed
@@ -113,21 +116,18 @@ async def test_a_case_is_worked_end_to_end_from_teams(desk: Desk, receiver: Fake
     assert updated["id"] == posted["id"] and updated["updated"] >= 1
     assert len(case_cards(desk.connector)) == 1
 
-    # Erin clicks Claim too: only she is told who owns it, with Take over; nothing changes.
-    told = invoked_card(await desk.erin.click(card, "Claim", posted["id"]))
-    assert "already claimed by Dan Teams" in text_of(told)
-    assert button(told, "Take over") is not None
+    # Erin clicks Claim too (her card was not updated yet): only she is told who owns it; nothing changes.
+    assert "already claimed by Dan Teams" in told(await desk.erin.click(card, "Claim", posted["id"]))
+    assert button(claimed, "Take over") is not None and button(claimed, "Claim") is None
     assert "Dan Teams" in text_of((await desk.card("Dan Teams"))["card"])
 
-    # Dan replies: the form is pre-filled with a greeting and offers the saved reply.
-    form = invoked_card(await desk.dan.click(claimed, "Reply", posted["id"]))
-    reply_box = next(i for c in form["body"] if c.get("type") == "Container" for i in c.get("items", [])
-                     if i.get("id") == "text")
-    assert reply_box["value"] == "Hi Jane, " and reply_box["maxLength"] == 2000
-    assert "Sorry" in text_of(form)
-    saved = invoked_card(await desk.dan.click(form, "Use saved reply", posted["id"], saved="0"))
-    assert "Hi Jane, sorry about that. Could you DM us your order number?" in text_of(saved)
-    sent = invoked_card(await desk.dan.click(saved, "Send", posted["id"],
+    # Dan replies: the form opens inside the card, pre-filled with a greeting, offering the saved reply.
+    form = opened(claimed, "Reply")
+    assert field(form, "text")["value"] == "Hi Jane, " and field(form, "text")["maxLength"] == 2000
+    assert "Sorry: Hi Jane, sorry about that." in text_of(field(form, "saved"))
+    # Erin cannot send a reply on Dan's case.
+    assert "claimed by Dan Teams" in told(await desk.erin.click(form, "Send", posted["id"], text="Hi!"))
+    sent = invoked_card(await desk.dan.click(form, "Send", posted["id"],
                                              text="Hi Jane, so sorry! A new parcel is on its way."))
     assert "Reply by Dan Teams" in text_of(sent)
 
@@ -140,9 +140,10 @@ async def test_a_case_is_worked_end_to_end_from_teams(desk: Desk, receiver: Fake
     assert "Dan Teams claimed" in lines
 
     # Escalate: the escalation channel gets the case with Carol (on call) mentioned.
-    form = invoked_card(await desk.dan.click(sent, "Escalate", posted["id"]))
+    form = opened(sent, "Escalate")
     assert "Why does this need escalating?" in text_of(form)
-    invoked_card(await desk.dan.click(form, "Escalate", posted["id"], reason="Third lost parcel this month"))
+    assert "Say why" in told(await desk.dan.click(form, "Escalate now", posted["id"], reason=" "))
+    invoked_card(await desk.dan.click(form, "Escalate now", posted["id"], reason="Third lost parcel this month"))
     escalation = await eventually(lambda: desk.connector.activities(ESCALATIONS))
     activity = escalation[0]["activity"]
     shown = text_of(activity)
@@ -151,8 +152,8 @@ async def test_a_case_is_worked_end_to_end_from_teams(desk: Desk, receiver: Fake
     assert mentions == [{"type": "mention", "text": "<at>Carol</at>", "mentioned": {"id": "29:carol", "name": "Carol"}}]
 
     # Resolve with a note; the check-in prompt appears in the thread; sending it reaches the customer.
-    resolved_form = invoked_card(await desk.dan.click((await desk.card("Escalated"))["card"], "Resolve", posted["id"]))
-    resolved = invoked_card(await desk.dan.click(resolved_form, "Resolve", posted["id"], note="Reshipped"))
+    resolved_form = opened((await desk.card("Escalated"))["card"], "Resolve")
+    resolved = invoked_card(await desk.dan.click(resolved_form, "Mark resolved", posted["id"], note="Reshipped"))
     assert "Resolved" in text_of(resolved) and button(resolved, "Reopen") is not None
     assert button(resolved, "Claim") is None
 
@@ -169,6 +170,8 @@ async def test_a_case_is_worked_end_to_end_from_teams(desk: Desk, receiver: Fake
     assert "Check-in sent by Dan Teams" in text_of(done)
     checkins = await eventually(lambda: [m for m in receiver.messages() if "checking in" in m["text"]])
     assert len(checkins) == 1
+    await eventually(lambda: "Check-in sent by Dan Teams" in text_of(
+        desk.connector.activity(shown_prompt["id"])["activity"]), what="the prompt in the thread says it was sent")
     # Double click: still one check-in.
     await desk.dan.click(shown_prompt["card"], "Send check-in", shown_prompt["id"])
     await desk.runtime.outbox.deliver_once()
@@ -225,11 +228,10 @@ async def test_bad_requests_change_nothing(desk: Desk) -> None:
     activity = {**desk.dan._envelope(), "type": "invoke", "name": "adaptiveCard/action",
                 "value": {"action": {"type": "Action.Http", "verb": "case.claim"}}}
     assert (await desk.dan.send(activity)).json()["statusCode"] == 400
-    # Release by someone who does not own it: refused on the card they see; nothing changed.
-    refused = invoked_card(await desk.erin.click(posted["card"], "Claim", posted["id"]))
-    assert "Erin Teams" in text_of(refused)
-    told = invoked_card((await desk.dan.execute("case.release", {"case": 1})).json())
-    assert "Only the owner (Erin Teams)" in text_of(told)
+    # Release by someone who does not own it: refused, to them only; nothing changed.
+    claimed = invoked_card(await desk.erin.click(posted["card"], "Claim", posted["id"]))
+    assert "Erin Teams" in text_of(claimed)
+    assert "Only the owner (Erin Teams)" in told((await desk.dan.execute("case.release", {"case": 1})).json())
     card = (await desk.card("Where is my refund?", "Erin Teams"))["card"]
     assert button(card, "Release") is not None
 
@@ -241,16 +243,23 @@ async def test_action_submit_and_dialogs_work_too(desk: Desk, receiver: FakeRece
     assert (await desk.dan.submit({"verb": "case.claim", "case": 1}, posted["id"])).status_code == 200
     await desk.card("Broken zipper", "Dan Teams")
     # A dialog: task/fetch opens the reply form with Action.Submit buttons; task/submit sends.
-    opened = (await desk.dan.task("task/fetch", {"verb": "case.reply", "case": 1})).json()
-    form = opened["task"]["value"]["card"]["content"]
-    assert opened["task"]["type"] == "continue" and "Hi Jane, " in text_of(form)
+    dialog = (await desk.dan.task("task/fetch", {"verb": "case.reply", "case": 1})).json()
+    form = dialog["task"]["value"]["card"]["content"]
+    assert dialog["task"]["type"] == "continue" and "Hi Jane, " in text_of(form)
     send = button(form, "Send")
     assert send is not None and send["type"] == "Action.Submit"
     done = (await desk.dan.task("task/submit", {**send["data"], "text": "Hi Jane, a new zipper is on its way."})
             ).json()
-    assert done["task"]["type"] in ("continue", "message")
+    assert done == {"task": {"type": "message", "value": "Done."}}
     delivered = await eventually(receiver.messages)
     assert [m["text"] for m in delivered] == ["Hi Jane, a new zipper is on its way."]
+    # A saved reply, sent as it is from the card's form.
+    card = (await desk.card("Broken zipper", "Reply by Dan Teams sent"))["card"]
+    assert "Choose a saved reply" in told(await desk.dan.click(opened(card, "Reply"), "Send saved reply",
+                                                                posted["id"]))
+    invoked_card(await desk.dan.click(opened(card, "Reply"), "Send saved reply", posted["id"], saved="0"))
+    await eventually(lambda: len(receiver.messages()) == 2)
+    assert receiver.messages()[1]["text"] == "Hi Jane, sorry about that. Could you DM us your order number?"
 
 
 async def test_slack_and_teams_show_the_same_case_in_sync(database_url: str, connector: FakeBotConnector,
@@ -278,16 +287,15 @@ async def test_slack_and_teams_show_the_same_case_in_sync(database_url: str, con
         await alice.click(slack_message, "case.claim", channel="C0CASES")
         await eventually(lambda: teams_card("Both desks see me", "Alice"), what="Teams card shows Alice")
         # Dan in Teams is told Alice has it.
-        told = invoked_card(await dan.click(posted["card"], "Claim", posted["id"]))
-        assert "already claimed by Alice" in text_of(told)
+        assert "already claimed by Alice" in told(await dan.click(posted["card"], "Claim", posted["id"]))
         # Dan takes it over in Teams: Slack's card follows, and Alice (in Slack) is told privately.
-        invoked_card(await dan.click(told, "Take over", posted["id"]))
+        now = await eventually(lambda: teams_card("Both desks see me", "Alice"))
+        invoked_card(await dan.click(now["card"], "Take over", posted["id"]))
         await eventually(lambda: slack_card("Both desks see me", "Dan Teams"), what="Slack card shows Dan")
         await eventually(lambda: [e for e in fake_slack.ephemerals("U0ALICE") if "took over" in e["text"]])
         # Resolved in Teams: resolved in Slack too, with Reopen there.
-        form = invoked_card(await dan.click((await eventually(lambda: teams_card("Dan Teams")))["card"], "Resolve",
-                                            posted["id"]))
-        invoked_card(await dan.click(form, "Resolve", posted["id"], note="Done"))
+        form = opened((await eventually(lambda: teams_card("Dan Teams")))["card"], "Resolve")
+        invoked_card(await dan.click(form, "Mark resolved", posted["id"], note="Done"))
         message = await eventually(lambda: slack_card("Both desks see me", "Resolved"))
         assert find_action(message, "case.reopen") is not None
         assert len(case_cards(connector)) == 1 and len([m for m in fake_slack.messages("C0CASES")

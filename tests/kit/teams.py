@@ -98,6 +98,23 @@ def button(card: dict[str, Any], title: str) -> dict[str, Any] | None:
     return next((a for a in card.get("actions", []) if a.get("title") == title), None)
 
 
+def opened(card: dict[str, Any], title: str) -> dict[str, Any]:
+    """The form a button opens inside the card (Action.ShowCard), as the reader's client shows it."""
+    action = button(card, title)
+    assert action is not None and action["type"] == "Action.ShowCard", action
+    return dict(action["card"])
+
+
+def field(card: dict[str, Any], input_id: str) -> dict[str, Any]:
+    return next(item for item in card["body"] if item.get("id") == input_id)
+
+
+def told(answer: dict[str, Any]) -> str:
+    """The note Teams shows only to the person who clicked (the card stays as it was)."""
+    assert answer["statusCode"] == 200 and answer["type"] == "application/vnd.microsoft.activity.message", answer
+    return str(answer["value"])
+
+
 def text_of(card: dict[str, Any]) -> str:
     """Everything a person reads on a card: TextBlocks, TextRuns, facts, input values, button titles."""
     out: list[str] = []
@@ -137,5 +154,5 @@ def case_cards(connector: FakeBotConnector, conversation: str = CHANNEL) -> list
 
 
 def thread(connector: FakeBotConnector, card_id: str, conversation: str = CHANNEL) -> list[dict[str, Any]]:
-    """The activities posted as replies to a card (its thread), oldest first."""
-    return [s for s in connector.activities(conversation) if s.get("reply_to") == card_id]
+    """The activities posted in a card's thread (the conversation `{channel};messageid={card id}`), oldest first."""
+    return connector.activities(f"{conversation};messageid={card_id}")

@@ -8,6 +8,7 @@ message may carry about 100 KB: text is cut long before that.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,6 @@ from bot.chat.names import (
     REPLY,
     RESOLVE,
     RETRY,
-    SAVED_REPLY,
     TAKE_OVER,
     kind_name,
     platform_name,
@@ -75,7 +75,23 @@ def _action(title: str, verb: str, case_id: int, style: str | None = None, **dat
     return action
 
 
-def case_card(view: CaseView) -> Card:
+@dataclass(frozen=True)
+class Forms:
+    """What the Reply, Escalate and Resolve forms inside a card need (they open in the reader's own client, as
+    `Action.ShowCard`, so what one person types is never shown to the others nor lost to a card update)."""
+
+    greeting: str
+    saved: list[tuple[str, str]]
+    """(title, text personalised for this customer)"""
+    max_length: int
+    prefix: str
+    notice: str | None = None
+    modes: list[tuple[str, str]] = field(default_factory=list)
+    refusal: str | None = None
+    """The platform does not allow a reply now (Reply then answers why instead of opening a form)."""
+
+
+def case_card(view: CaseView, forms: Forms | None = None) -> Card:
     platform = platform_name(view.platform)
     title = f"{platform} {kind_name(view.kind)} · case #{view.id}"
     if view.rating is not None:
@@ -124,8 +140,7 @@ def case_card(view: CaseView) -> Card:
         notes.append([run("📝 "), run(literal(view.resolution_note, 500))])
     for note in notes:
         body.append(rich(*note, spacing="Small"))
-    actions = [_action(title, verb, view.id, style) for name, (title, verb, style) in _BUTTONS.items()
-               if name in view.actions]
+    actions = [_button(view, name, forms) for name in _BUTTONS if name in view.actions]
     if "retry" in view.actions and view.last_reply is not None:
         actions.append(_action("Retry", RETRY, view.id, "positive", reply=view.last_reply.id))
     if view.url and view.url.startswith("https://"):
@@ -135,16 +150,68 @@ def case_card(view: CaseView) -> Card:
 
 
 SEND_REPLY = "reply.send"
+SEND_SAVED = "reply.send_saved"
 SEND_ESCALATION = "escalate.send"
 SEND_RESOLVE = "resolve.send"
-SHOW = "case.show"
-"""Verbs of the inline forms (Reply, Escalate, Resolve open a form inside the card for the person who clicked)."""
+"""Verbs of the forms inside the card (Reply, Escalate, Resolve open as Action.ShowCard in the reader's client)."""
 TEXT_INPUT, MODE_INPUT, SAVED_INPUT, REASON_INPUT, NOTE_INPUT = "text", "mode", "saved", "reason", "note"
 
 
-def _with(card: Card, *items: dict[str, Any], actions: list[dict[str, Any]] | None = None) -> Card:
-    """The case card with more body items (a form, a message) and other buttons."""
-    return {**card, "body": [*card["body"], *items], "actions": card["actions"] if actions is None else actions}
+def _button(view: CaseView, name: str, forms: Forms | None) -> dict[str, Any]:
+    title, verb, style = _BUTTONS[name]
+    if name == "claim" and view.owner:
+        return _action("Take over", TAKE_OVER, view.id, "destructive")  # who owns it is on the card
+    if forms is None or name not in ("reply", "escalate", "resolve") or (name == "reply" and forms.refusal):
+        return _action(title, verb, view.id, style)
+    if name == "reply":
+        items, actions = _reply_inputs(view, forms)
+    elif name == "escalate":
+        items, actions = _escalate_inputs(view)
+    else:
+        items, actions = _resolve_inputs(view)
+    return {"type": "Action.ShowCard", "title": title, "card": {"type": "AdaptiveCard", "body": items,
+                                                                 "actions": actions}}
+
+
+def _reply_inputs(view: CaseView, forms: Forms, problem: str | None = None, text: str | None = None
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    items: list[dict[str, Any]] = []
+    if problem:
+        items.append(_banner(problem, "Attention"))
+    if forms.notice:
+        items.append(rich(run("ℹ️ " + literal(forms.notice, 1000)), spacing="Small"))
+    hint = f"Up to {forms.max_length} characters."
+    if forms.prefix.strip():
+        hint = f"Sent as a reply starting with {literal(forms.prefix.strip(), 200)} · " + hint
+    items.append({"type": "Input.Text", "id": TEXT_INPUT, "label": f"Reply on {platform_name(view.platform)}",
+                  "isMultiline": True, "value": literal(forms.greeting if text is None else text, forms.max_length),
+                  "maxLength": forms.max_length, "isRequired": True, "errorMessage": "Write the reply first."})
+    items.append({"type": "TextBlock", "text": hint, "isSubtle": True, "size": "Small", "wrap": True,
+                  "spacing": "None"})
+    if forms.modes:
+        items.append({"type": "Input.ChoiceSet", "id": MODE_INPUT, "label": "How", "style": "expanded",
+                      "value": forms.modes[0][0], "choices": [{"title": literal(label, 200), "value": value}
+                                                               for value, label in forms.modes[:10]]})
+    actions = [_action("Send", SEND_REPLY, view.id, "positive")]
+    if forms.saved:
+        items.append({"type": "Input.ChoiceSet", "id": SAVED_INPUT, "label": "Or a saved reply", "style": "compact",
+                      "placeholder": "Choose a saved reply", "choices": [
+                          {"title": literal(f"{title}: {text}", 150), "value": str(i)}
+                          for i, (title, text) in enumerate(forms.saved[:100])]})
+        actions.append(_action("Send saved reply", SEND_SAVED, view.id))
+    return items, actions
+
+
+def _escalate_inputs(view: CaseView) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return ([{"type": "Input.Text", "id": REASON_INPUT, "label": "Why does this need escalating?",
+              "isMultiline": True, "maxLength": 1000, "isRequired": True, "errorMessage": "Say why."}],
+            [_action("Escalate now", SEND_ESCALATION, view.id, "destructive")])
+
+
+def _resolve_inputs(view: CaseView) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return ([{"type": "Input.Text", "id": NOTE_INPUT, "label": "Note (optional)", "isMultiline": True,
+              "maxLength": 1000}],
+            [_action("Mark resolved", SEND_RESOLVE, view.id, "positive")])
 
 
 def _banner(text: str, color: str) -> dict[str, Any]:
@@ -152,72 +219,28 @@ def _banner(text: str, color: str) -> dict[str, Any]:
             if color == "Attention" else "good", "items": [rich(run(literal(text, 1000), color=color))]}
 
 
-def with_message(view: CaseView, text: str, *, problem: bool = True) -> Card:
-    """The case card with a message for the person who acted (a refusal, what happened)."""
-    return _with(case_card(view), _banner(text, "Attention" if problem else "Good"))
-
-
-def owned_by_other(view: CaseView) -> Card:
-    owner = literal(view.owner_name or view.owner or "someone", 200)
-    return _with(case_card(view), _banner(f"Case #{view.id} is already claimed by {owner}. Take it over? They will "
-                                          "be told.", "Warning"),
-                 actions=[_action("Take over", TAKE_OVER, view.id, "destructive"), _action("Cancel", SHOW, view.id)])
-
-
-def reply_form(view: CaseView, *, text: str, saved: list[tuple[str, str]], max_length: int, prefix: str,
-               notice: str | None, modes: list[tuple[str, str]], problem: str | None = None) -> Card:
-    """Reply inside the card: the pre-filled text, saved replies, the platform's limit and ways to reply."""
-    items: list[dict[str, Any]] = [{"type": "TextBlock", "text": f"Reply on {platform_name(view.platform)}",
-                                    "weight": "Bolder", "separator": True, "wrap": True}]
-    if problem:
-        items.append(_banner(problem, "Attention"))
-    if notice:
-        items.append(rich(run("ℹ️ " + literal(notice, 1000)), spacing="Small"))
-    hint = f"Up to {max_length} characters."
-    if prefix.strip():
-        hint = f"Sent as a reply starting with {literal(prefix.strip(), 200)} · " + hint
-    items.append({"type": "Input.Text", "id": TEXT_INPUT, "label": "Your reply", "isMultiline": True,
-                  "value": literal(text, max_length), "maxLength": max_length, "isRequired": True,
-                  "errorMessage": "Write the reply first."})
-    items.append({"type": "TextBlock", "text": hint, "isSubtle": True, "size": "Small", "wrap": True,
-                  "spacing": "None"})
-    if modes:
-        items.append({"type": "Input.ChoiceSet", "id": MODE_INPUT, "label": "How", "style": "expanded",
-                      "value": modes[0][0], "choices": [{"title": literal(label, 200), "value": value}
-                                                         for value, label in modes[:10]]})
-    actions = [_action("Send", SEND_REPLY, view.id, "positive")]
-    if saved:
-        items.append({"type": "Input.ChoiceSet", "id": SAVED_INPUT, "label": "Saved replies", "style": "compact",
-                      "placeholder": "Use a saved reply", "choices": [
-                          {"title": literal(title, 75), "value": str(i)} for i, (title, _) in enumerate(saved[:100])]})
-        actions.append(_action("Use saved reply", SAVED_REPLY, view.id))
-    actions.append(_action("Cancel", SHOW, view.id))
-    return _with(case_card(view), {"type": "Container", "items": items}, actions=actions)
-
-
-def escalate_form(view: CaseView, problem: str | None = None) -> Card:
-    items: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": "Escalate", "weight": "Bolder", "separator": True},
-        {"type": "Input.Text", "id": REASON_INPUT, "label": "Why does this need escalating?", "isMultiline": True,
-         "maxLength": 1000, "isRequired": True, "errorMessage": "Say why."},
+def _dialog(view: CaseView, title: str, items: list[dict[str, Any]], actions: list[dict[str, Any]]) -> Card:
+    """A form on its own (a dialog, or an answer for a client without ShowCard): the case in one line, then the
+    inputs."""
+    customer = literal(view.customer_name or view.customer_handle or "someone", 200)
+    head: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": f"{title} · case #{view.id}", "weight": "Bolder", "wrap": True},
+        rich(run(f"{customer}: ", weight="Bolder"), run(literal(view.text, 500))),
     ]
-    if problem:
-        items.insert(1, _banner(problem, "Attention"))
-    return _with(case_card(view), {"type": "Container", "items": items},
-                 actions=[_action("Escalate", SEND_ESCALATION, view.id, "destructive"),
-                          _action("Cancel", SHOW, view.id)])
+    return {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "body": head + items, "actions": actions}
 
 
-def resolve_form(view: CaseView, problem: str | None = None) -> Card:
-    items: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": "Resolve", "weight": "Bolder", "separator": True},
-        {"type": "Input.Text", "id": NOTE_INPUT, "label": "Note (optional)", "isMultiline": True,
-         "maxLength": 1000},
-    ]
-    if problem:
-        items.insert(1, _banner(problem, "Attention"))
-    return _with(case_card(view), {"type": "Container", "items": items},
-                 actions=[_action("Resolve", SEND_RESOLVE, view.id, "positive"), _action("Cancel", SHOW, view.id)])
+def reply_form(view: CaseView, forms: Forms, *, text: str | None = None, problem: str | None = None) -> Card:
+    items, actions = _reply_inputs(view, forms, problem, text)
+    return _dialog(view, f"Reply on {platform_name(view.platform)}", items, actions)
+
+
+def escalate_form(view: CaseView) -> Card:
+    return _dialog(view, "Escalate", *_escalate_inputs(view))
+
+
+def resolve_form(view: CaseView) -> Card:
+    return _dialog(view, "Resolve", *_resolve_inputs(view))
 
 
 def _card(*body: dict[str, Any], actions: list[dict[str, Any]] | None = None) -> Card:

@@ -172,14 +172,17 @@ class Connector:
         return activity
 
     async def post(self, conversation: str, activity: Activity, *, reply_to: str | None = None) -> str:
-        """A new message in `conversation` (a channel: a new thread), or in the thread of activity `reply_to`."""
+        """A new message in `conversation` (a channel: a new post), or in the thread of the post `reply_to`
+        (Teams' documented way: the conversation `{channel};messageid={post id}`)."""
+        target = f"{conversation};messageid={reply_to}" if reply_to else conversation
+
         async def work(context: TurnContext) -> str:
             response = await context.send_activity(activity)
             if response is None or not getattr(response, "id", None):
                 raise SendError("Teams answered without an activity id", permanent=False)
             return str(response.id)
 
-        result = await self._call(conversation, lambda: self._turn(self.reference(conversation, reply_to), work))
+        result = await self._call(target, lambda: self._turn(self.reference(target), work))
         return str(result)
 
     async def update(self, conversation: str, activity_id: str, activity: Activity) -> None:

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from bot.chat.names import platform_name
 from bot.chat.teams import cards
 from bot.chat.teams.connector import Connector
+from bot.chat.teams.forms import forms_for
 from bot.config import TeamsConfig
 from bot.core.errors import SendError
 from bot.services.api import Services, save_chat_ref
@@ -51,9 +52,11 @@ class TeamsDelivery:
         assert row.case_id is not None
         case_id = row.case_id
         covered = await self._services.read(lambda s: pending_card_rows(s, case_id, DESK))
-        view = await self._services.view(case_id)
+        context = await self._services.reply_context(case_id)
+        view = context.view
+        forms = forms_for(context, self._services.config.saved_replies)
         activity = self._connector.card_activity(
-            cards.case_card(view), summary=f"{platform_name(view.platform)} case #{view.id}: {view.status}")
+            cards.case_card(view, forms), summary=f"{platform_name(view.platform)} case #{view.id}: {view.status}")
         ref = await self._card_ref(case_id)
         if ref is not None:
             try:
@@ -129,9 +132,10 @@ class TeamsDelivery:
         channel, card_id = await self._require_card(row.case_id)
         activity_id = await self._connector.post(channel, activity, reply_to=card_id)
         case_id = row.case_id
+        in_thread = f"{channel};messageid={card_id}"
 
         def finish(session: Session) -> None:
-            save_chat_ref(session, case_id=case_id, desk=DESK, purpose="prompt", key=key, conversation=channel,
+            save_chat_ref(session, case_id=case_id, desk=DESK, purpose="prompt", key=key, conversation=in_thread,
                           message_id=activity_id)
 
         return finish

@@ -31,9 +31,10 @@ from bot.chat import names
 from bot.chat.teams import cards
 from bot.chat.teams.auth import AuthError, BotToken, InboundAuth
 from bot.chat.teams.connector import ADAPTIVE_CARD
+from bot.chat.teams.forms import forms_for
 from bot.config import TeamsConfig
 from bot.core.errors import ActionError, InvalidInput
-from bot.core.model import first_name_of
+from bot.core.view import CaseView
 from bot.services.api import Services
 from bot.services.cases import Actor, OwnedByOther
 from bot.services.followups import personalise
@@ -89,10 +90,10 @@ class TeamsDesk:
         self._actions: dict[str, Callable[[int, Actor, dict[str, Any]], Awaitable[Outcome]]] = {
             names.CLAIM: self._claim, names.TAKE_OVER: self._simple("take_over"),
             names.RELEASE: self._simple("release"), names.REOPEN: self._simple("reopen"),
-            names.RETRY: self._retry, names.REPLY: self._reply_form, names.SAVED_REPLY: self._saved_reply,
-            cards.SEND_REPLY: self._send_reply, names.ESCALATE: self._form(cards.escalate_form),
+            names.RETRY: self._retry, names.REPLY: self._reply_form, cards.SEND_REPLY: self._send_reply,
+            cards.SEND_SAVED: self._send_saved, names.ESCALATE: self._form(cards.escalate_form),
             cards.SEND_ESCALATION: self._send_escalation, names.RESOLVE: self._form(cards.resolve_form),
-            cards.SEND_RESOLVE: self._send_resolve, cards.SHOW: self._show,
+            cards.SEND_RESOLVE: self._send_resolve,
             names.CHECKIN_SEND: self._checkin("send_checkin"), names.CHECKIN_SKIP: self._checkin("skip_checkin"),
         }
 
@@ -256,6 +257,8 @@ class TeamsDesk:
 
     # ---- actions -------------------------------------------------------------------------------------------
     async def act(self, verb: str, data: dict[str, Any], actor: Actor) -> Outcome:
+        """One click. Success: the refreshed case card (the same for everyone). A refusal or a problem: a note for
+        the clicker only; the card (and whatever they typed in it) stays as it is."""
         handler = self._actions.get(verb)
         if handler is None:
             return Outcome(text=f"Unknown action {verb!r}.")
@@ -268,19 +271,18 @@ class TeamsDesk:
         try:
             return await handler(case_id, actor, data)
         except ActionError as error:
-            return await self._refusal(case_id, error.message)
+            return Outcome(text=error.message)
         except InvalidInput as error:
-            return await self._refusal(case_id, str(error))
+            return Outcome(text=f"{error} Nothing was sent.")
 
-    async def _refusal(self, case_id: int, message: str) -> Outcome:
-        try:
-            view = await self._services.view(case_id)
-        except ActionError:
-            return Outcome(text=message)
-        return Outcome(card=cards.with_message(view, message))
+    async def forms(self, case_id: int) -> cards.Forms:
+        """What the forms inside a case card offer: the greeting, saved replies, the platform's limit and rules."""
+        context = await self._services.reply_context(case_id)
+        return forms_for(context, self._services.config.saved_replies)
 
     async def _fresh(self, case_id: int) -> Outcome:
-        return Outcome(card=cards.case_card(await self._services.view(case_id)))
+        view = await self._services.view(case_id)
+        return Outcome(card=cards.case_card(view, await self.forms(case_id)))
 
     def _simple(self, method: str) -> Callable[[int, Actor, dict[str, Any]], Awaitable[Outcome]]:
         async def run(case_id: int, actor: Actor, _: dict[str, Any]) -> Outcome:
@@ -292,8 +294,9 @@ class TeamsDesk:
     async def _claim(self, case_id: int, actor: Actor, _: dict[str, Any]) -> Outcome:
         try:
             await self._services.claim(case_id, actor)
-        except OwnedByOther:
-            return Outcome(card=cards.owned_by_other(await self._services.view(case_id)))
+        except OwnedByOther as owned:
+            return Outcome(text=f"Case #{case_id} is already claimed by {owned.owner_name or owned.owner}. To take "
+                                "it over, click Take over on the card; they will be told.")
         return await self._fresh(case_id)
 
     async def _retry(self, case_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
@@ -302,9 +305,6 @@ class TeamsDesk:
         except (TypeError, ValueError):
             return Outcome(text="This button names no reply.")
         await self._services.retry(reply_id, actor)
-        return await self._fresh(case_id)
-
-    async def _show(self, case_id: int, actor: Actor, _: dict[str, Any]) -> Outcome:
         return await self._fresh(case_id)
 
     def _checkin(self, method: str) -> Callable[[int, Actor, dict[str, Any]], Awaitable[Outcome]]:
@@ -324,57 +324,49 @@ class TeamsDesk:
 
         return run
 
-    def _form(self, render: Callable[..., cards.Card]) -> Callable[[int, Actor, dict[str, Any]], Awaitable[Outcome]]:
+    async def _reply_form(self, case_id: int, actor: Actor, _: dict[str, Any]) -> Outcome:
+        """Reply clicked where the form cannot open in the card (a dialog, an old card): the form on its own."""
+        forms = await self.forms(case_id)
+        if forms.refusal:
+            return Outcome(text=forms.refusal)
+        view = await self._services.view(case_id)
+        if view.owner and view.owner != actor.id:
+            return Outcome(text=f"Case #{case_id} is claimed by {view.owner_name or view.owner}: take it over first.")
+        return Outcome(card=cards.reply_form(view, forms))
+
+    def _form(self, render: Callable[[CaseView], cards.Card]
+              ) -> Callable[[int, Actor, dict[str, Any]], Awaitable[Outcome]]:
         async def run(case_id: int, actor: Actor, _: dict[str, Any]) -> Outcome:
             return Outcome(card=render(await self._services.view(case_id)))
 
         return run
 
-    async def _reply_card(self, case_id: int, actor: Actor, *, text: str | None = None, saved_index: int | None = None,
-                          problem: str | None = None) -> Outcome:
-        context = await self._services.reply_context(case_id)
-        view = context.view
-        if context.rule.refusal:
-            raise ActionError(context.rule.refusal)
-        if view.owner and view.owner != actor.id:
-            return Outcome(card=cards.owned_by_other(view))
-        budget = max(1, min(3000, context.max_length - len(context.prefix)))
-        saved = [(s.title, personalise(s.text, name=view.customer_name, handle=view.customer_handle))
-                 for s in self._services.config.saved_replies]
-        if text is None:
-            text = f"Hi {first_name_of(view.customer_name, view.customer_handle)}, "
-        if saved_index is not None and 0 <= saved_index < len(saved):
-            text = saved[saved_index][1]
-        return Outcome(card=cards.reply_form(view, text=text, saved=saved, max_length=budget, prefix=context.prefix,
-                                             notice=context.rule.notice, modes=context.modes, problem=problem))
-
-    async def _reply_form(self, case_id: int, actor: Actor, _: dict[str, Any]) -> Outcome:
-        return await self._reply_card(case_id, actor)
-
-    async def _saved_reply(self, case_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
-        try:
-            index: int | None = int(data.get(cards.SAVED_INPUT, ""))
-        except (TypeError, ValueError):
-            index = None
-        text = str(data.get(cards.TEXT_INPUT, "")) or None
-        return await self._reply_card(case_id, actor, text=text, saved_index=index)
-
     async def _send_reply(self, case_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
         text = str(data.get(cards.TEXT_INPUT, "")).strip()
-        mode = data.get(cards.MODE_INPUT)
         if not text:
-            return await self._reply_card(case_id, actor, text="", problem="Write the reply first.")
+            return Outcome(text="Write the reply first. Nothing was sent.")
+        return await self._reply(case_id, actor, text, data.get(cards.MODE_INPUT))
+
+    async def _send_saved(self, case_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
+        forms = await self.forms(case_id)
         try:
-            await self._services.reply(case_id, actor, text, str(mode) if mode else None)
-        except (ActionError, InvalidInput) as error:
-            message = error.message if isinstance(error, ActionError) else str(error)
-            return await self._reply_card(case_id, actor, text=text, problem=message)
+            text = forms.saved[int(data.get(cards.SAVED_INPUT, ""))][1]
+        except (TypeError, ValueError, IndexError):
+            return Outcome(text="Choose a saved reply first. Nothing was sent.")
+        return await self._reply(case_id, actor, text, data.get(cards.MODE_INPUT))
+
+    async def _reply(self, case_id: int, actor: Actor, text: str, mode: Any) -> Outcome:
+        view = await self._services.view(case_id)
+        if view.owner and view.owner != actor.id:
+            return Outcome(text=f"Case #{case_id} is claimed by {view.owner_name or view.owner}: take it over "
+                                "first. Nothing was sent.")
+        await self._services.reply(case_id, actor, text, str(mode) if mode else None)
         return await self._fresh(case_id)
 
     async def _send_escalation(self, case_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
         reason = str(data.get(cards.REASON_INPUT, "")).strip()
         if not reason:
-            return Outcome(card=cards.escalate_form(await self._services.view(case_id), "Say why."))
+            return Outcome(text="Say why the case needs escalating. Nothing was changed.")
         await self._services.escalate(case_id, actor, reason[:1000])
         return await self._fresh(case_id)
 
@@ -385,15 +377,14 @@ class TeamsDesk:
 
 
 def _task(outcome: Outcome, *, dialog: bool) -> dict[str, Any]:
-    """A dialog's answer: the form (buttons as Action.Submit, which dialogs use), or close with a message."""
+    """A dialog's answer: on task/fetch the form (its buttons as Action.Submit, which dialogs use); on task/submit
+    close it with what happened."""
     card = outcome.card
-    if card is not None and (dialog or any(item.get("type") == "Container" and any(
-            str(inner.get("type", "")).startswith("Input.") for inner in item.get("items", []))
-            for item in card.get("body", []))):
+    if dialog and card is not None:
         submit_card = dict(card)
         submit_card["actions"] = [
             {"type": "Action.Submit", "title": a["title"], "data": {"verb": a["verb"], **a.get("data", {})}}
-            for a in card.get("actions", []) if a.get("type") == "Action.Execute" and a.get("verb") != cards.SHOW]
+            for a in card.get("actions", []) if a.get("type") == "Action.Execute"]
         return {"task": {"type": "continue", "value": {
             "title": "SocialOps", "width": "large", "height": "large",
             "card": {"contentType": ADAPTIVE_CARD, "content": submit_card}}}}
