@@ -6,6 +6,7 @@ Local development mode here (no App ID); authentication has its own tests in tes
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -335,3 +336,37 @@ async def test_a_transient_teams_failure_is_retried_and_a_deleted_card_is_posted
     await desk.dan.execute("case.claim", {"case": 1})
     again = await desk.card("Retry me", "Dan Teams")
     assert again["id"] != posted["id"] and len(case_cards(desk.connector)) == 1
+
+
+async def test_simultaneous_claims_from_slack_and_teams_have_one_winner(database_url: str, connector: FakeBotConnector,
+                                                                       fake_slack: FakeSlack) -> None:
+    config = bot_config()
+    config["teams"] = teams_config(connector.url)
+    runtime, http = await start(database_url, config, connector, fake_slack)
+    try:
+        dan = TeamsUser(http, "29:dan", "Dan Teams", service_url=connector.url)
+        alice = SlackUser(http, "U0ALICE", "Alice")
+        raw, headers = signed(event("evt-race", "Who gets me?"))
+        await http.post("/webhooks/generic", content=raw, headers=headers)
+        message = await eventually(lambda: next((m for m in fake_slack.messages("C0CASES")
+                                                 if "Who gets me?" in str(m.get("blocks"))), None))
+        posted = await eventually(lambda: next(iter(case_cards(connector)), None))
+        slack_click, teams_answer = await asyncio.gather(
+            alice.click(message, "case.claim", channel="C0CASES"),
+            dan.click(posted["card"], "Claim", posted["id"]))
+        assert slack_click.status_code == 200
+        view = await runtime.services.view(1)
+        assert view.owner in ("U0ALICE", "29:dan")
+        if view.owner == "U0ALICE":  # Dan lost: told privately in Teams
+            assert "already claimed by Alice" in told(teams_answer)
+        else:  # Alice lost: told privately in Slack
+            assert "Dan Teams" in text_of(invoked_card(teams_answer))
+            await eventually(lambda: [e for e in fake_slack.ephemerals("U0ALICE") if "already claimed" in e["text"]])
+        owner_name = "Alice" if view.owner == "U0ALICE" else "Dan Teams"
+        await eventually(lambda: owner_name in text_of(case_cards(connector)[0]["card"]))
+        await eventually(lambda: owner_name in str(next(m for m in fake_slack.messages("C0CASES")
+                                                        if "Who gets me?" in str(m.get("blocks")))["blocks"]))
+    finally:
+        await http.aclose()
+        await runtime.stop()
+        runtime.engine.dispose()

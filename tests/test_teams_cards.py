@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.chat.teams.cards import MAX_CARD_BYTES, case_card
+from bot.chat.teams.cards import MAX_CARD_BYTES, Forms, case_card
 from bot.core.view import ReplyView
 from tests.kit.views import case_view
 
@@ -81,3 +81,35 @@ def test_a_huge_message_is_cut_far_below_teams_limit() -> None:
     assert len(json.dumps(card).encode()) < MAX_CARD_BYTES / 5
     assert any(text.endswith("…") and len(text) == 3000 for text in texts(card))
     assert "Opened: {{DATE(2026-12-01T09:30:00Z, SHORT)}} {{TIME(2026-12-01T09:30:00Z)}}" in texts(card)
+
+
+def test_forms_open_inside_the_card_with_the_greeting_saved_replies_and_the_limit() -> None:
+    forms = Forms(greeting="Hi Jane, ", saved=[("Sorry", "Hi Jane, sorry about that.")], max_length=271,
+                  prefix="@jane@social.example ", notice="Messenger: replies after 24 h go out as HUMAN_AGENT.",
+                  modes=[("public", "Under the comment"), ("private", "Privately")])
+    card = case_card(case_view("Where is my parcel?"), forms)
+    reply, escalate, resolve = (next(a for a in card["actions"] if a["title"] == t)
+                                for t in ("Reply", "Escalate", "Resolve"))
+    assert {reply["type"], escalate["type"], resolve["type"]} == {"Action.ShowCard"}
+    inputs = {item["id"]: item for item in reply["card"]["body"] if "id" in item}
+    assert inputs["text"]["value"] == "Hi Jane, " and inputs["text"]["maxLength"] == 271
+    assert [c["value"] for c in inputs["mode"]["choices"]] == ["public", "private"]
+    assert inputs["saved"]["choices"] == [{"title": "Sorry: Hi Jane, sorry about that.", "value": "0"}]
+    shown = json.dumps(reply["card"], ensure_ascii=False)
+    assert "Sent as a reply starting with @jane@social.example · Up to 271 characters." in shown
+    assert "HUMAN_AGENT" in shown
+    assert [(a["title"], a["verb"]) for a in reply["card"]["actions"]] == [
+        ("Send", "reply.send"), ("Send saved reply", "reply.send_saved")]
+    assert [a["verb"] for a in escalate["card"]["actions"]] == ["escalate.send"]
+    assert [a["verb"] for a in resolve["card"]["actions"]] == ["resolve.send"]
+    # The platform refuses a reply now: Reply asks the bot, which says why, instead of opening a form.
+    refused = case_card(case_view("Old DM"), Forms(greeting="Hi, ", saved=[], max_length=10, prefix="",
+                                                   refusal="The 7-day window has closed."))
+    assert next(a for a in refused["actions"] if a["title"] == "Reply")["type"] == "Action.Execute"
+
+
+def test_a_claimed_card_offers_take_over_instead_of_claim() -> None:
+    card = case_card(case_view(status="claimed", owner="29:dan", owner_name="Dan",
+                               actions=("claim", "release", "reply", "escalate", "resolve")))
+    assert [a["title"] for a in card["actions"]][:2] == ["Take over", "Release"]
+    assert card["actions"][0]["verb"] == "case.take_over"
