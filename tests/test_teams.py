@@ -100,6 +100,26 @@ async def desk(database_url: str, connector: FakeBotConnector) -> AsyncIterator[
         runtime.engine.dispose()
 
 
+@dataclass
+class Both:
+    runtime: Runtime
+    http: httpx.AsyncClient
+
+
+@pytest.fixture
+async def both(database_url: str, connector: FakeBotConnector, fake_slack: FakeSlack) -> AsyncIterator[Both]:
+    """A bot with both desks: Slack (the fake Web API) and Teams (the fake Bot Connector)."""
+    config = bot_config()
+    config["teams"] = teams_config(connector.url)
+    runtime, http = await start(database_url, config, connector, fake_slack)
+    try:
+        yield Both(runtime, http)
+    finally:
+        await http.aclose()
+        await runtime.stop()
+        runtime.engine.dispose()
+
+
 async def test_a_case_is_worked_end_to_end_from_teams(desk: Desk, receiver: FakeReceiver) -> None:
     answer = await desk.post_event(event("evt-1", "My order #123 never arrived", reply_url=receiver.url + "/reply"))
     assert answer.status_code == 202
@@ -263,48 +283,41 @@ async def test_action_submit_and_dialogs_work_too(desk: Desk, receiver: FakeRece
     assert receiver.messages()[1]["text"] == "Hi Jane, sorry about that. Could you DM us your order number?"
 
 
-async def test_slack_and_teams_show_the_same_case_in_sync(database_url: str, connector: FakeBotConnector,
+async def test_slack_and_teams_show_the_same_case_in_sync(both: Both, connector: FakeBotConnector,
                                                           fake_slack: FakeSlack) -> None:
-    config = bot_config()
-    config["teams"] = teams_config(connector.url)
-    runtime, http = await start(database_url, config, connector, fake_slack)
-    try:
-        dan = TeamsUser(http, "29:dan", "Dan Teams", service_url=connector.url)
-        alice = SlackUser(http, "U0ALICE", "Alice")
-        raw, headers = signed(event("evt-both", "Both desks see me"))
-        assert (await http.post("/webhooks/generic", content=raw, headers=headers)).status_code == 202
+    http = both.http
+    dan = TeamsUser(http, "29:dan", "Dan Teams", service_url=connector.url)
+    alice = SlackUser(http, "U0ALICE", "Alice")
+    raw, headers = signed(event("evt-both", "Both desks see me"))
+    assert (await http.post("/webhooks/generic", content=raw, headers=headers)).status_code == 202
 
-        def slack_card(*texts: str) -> dict[str, Any] | None:
-            return next((m for m in fake_slack.messages("C0CASES")
-                         if all(t in str(m.get("blocks")) for t in texts)), None)
+    def slack_card(*texts: str) -> dict[str, Any] | None:
+        return next((m for m in fake_slack.messages("C0CASES")
+                     if all(t in str(m.get("blocks")) for t in texts)), None)
 
-        def teams_card(*texts: str) -> dict[str, Any] | None:
-            return next((c for c in case_cards(connector) if all(t in text_of(c["card"]) for t in texts)), None)
+    def teams_card(*texts: str) -> dict[str, Any] | None:
+        return next((c for c in case_cards(connector) if all(t in text_of(c["card"]) for t in texts)), None)
 
-        slack_message = await eventually(lambda: slack_card("Both desks see me"))
-        posted = await eventually(lambda: teams_card("Both desks see me"))
+    slack_message = await eventually(lambda: slack_card("Both desks see me"))
+    posted = await eventually(lambda: teams_card("Both desks see me"))
 
-        # Claimed in Slack: the Teams card shows it.
-        await alice.click(slack_message, "case.claim", channel="C0CASES")
-        await eventually(lambda: teams_card("Both desks see me", "Alice"), what="Teams card shows Alice")
-        # Dan in Teams is told Alice has it.
-        assert "already claimed by Alice" in told(await dan.click(posted["card"], "Claim", posted["id"]))
-        # Dan takes it over in Teams: Slack's card follows, and Alice (in Slack) is told privately.
-        now = await eventually(lambda: teams_card("Both desks see me", "Alice"))
-        invoked_card(await dan.click(now["card"], "Take over", posted["id"]))
-        await eventually(lambda: slack_card("Both desks see me", "Dan Teams"), what="Slack card shows Dan")
-        await eventually(lambda: [e for e in fake_slack.ephemerals("U0ALICE") if "took over" in e["text"]])
-        # Resolved in Teams: resolved in Slack too, with Reopen there.
-        form = opened((await eventually(lambda: teams_card("Dan Teams")))["card"], "Resolve")
-        invoked_card(await dan.click(form, "Mark resolved", posted["id"], note="Done"))
-        message = await eventually(lambda: slack_card("Both desks see me", "Resolved"))
-        assert find_action(message, "case.reopen") is not None
-        assert len(case_cards(connector)) == 1 and len([m for m in fake_slack.messages("C0CASES")
-                                                        if "Both desks see me" in str(m.get("blocks"))]) == 1
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
+    # Claimed in Slack: the Teams card shows it.
+    await alice.click(slack_message, "case.claim", channel="C0CASES")
+    await eventually(lambda: teams_card("Both desks see me", "Alice"), what="Teams card shows Alice")
+    # Dan in Teams is told Alice has it.
+    assert "already claimed by Alice" in told(await dan.click(posted["card"], "Claim", posted["id"]))
+    # Dan takes it over in Teams: Slack's card follows, and Alice (in Slack) is told privately.
+    now = await eventually(lambda: teams_card("Both desks see me", "Alice"))
+    invoked_card(await dan.click(now["card"], "Take over", posted["id"]))
+    await eventually(lambda: slack_card("Both desks see me", "Dan Teams"), what="Slack card shows Dan")
+    await eventually(lambda: [e for e in fake_slack.ephemerals("U0ALICE") if "took over" in e["text"]])
+    # Resolved in Teams: resolved in Slack too, with Reopen there.
+    form = opened((await eventually(lambda: teams_card("Dan Teams")))["card"], "Resolve")
+    invoked_card(await dan.click(form, "Mark resolved", posted["id"], note="Done"))
+    message = await eventually(lambda: slack_card("Both desks see me", "Resolved"))
+    assert find_action(message, "case.reopen") is not None
+    assert len(case_cards(connector)) == 1 and len([m for m in fake_slack.messages("C0CASES")
+                                                    if "Both desks see me" in str(m.get("blocks"))]) == 1
 
 
 async def test_teams_is_paced_and_a_429_holds_everything_back_then_nothing_is_lost(desk: Desk) -> None:
@@ -338,35 +351,28 @@ async def test_a_transient_teams_failure_is_retried_and_a_deleted_card_is_posted
     assert again["id"] != posted["id"] and len(case_cards(desk.connector)) == 1
 
 
-async def test_simultaneous_claims_from_slack_and_teams_have_one_winner(database_url: str, connector: FakeBotConnector,
+async def test_simultaneous_claims_from_slack_and_teams_have_one_winner(both: Both, connector: FakeBotConnector,
                                                                        fake_slack: FakeSlack) -> None:
-    config = bot_config()
-    config["teams"] = teams_config(connector.url)
-    runtime, http = await start(database_url, config, connector, fake_slack)
-    try:
-        dan = TeamsUser(http, "29:dan", "Dan Teams", service_url=connector.url)
-        alice = SlackUser(http, "U0ALICE", "Alice")
-        raw, headers = signed(event("evt-race", "Who gets me?"))
-        await http.post("/webhooks/generic", content=raw, headers=headers)
-        message = await eventually(lambda: next((m for m in fake_slack.messages("C0CASES")
-                                                 if "Who gets me?" in str(m.get("blocks"))), None))
-        posted = await eventually(lambda: next(iter(case_cards(connector)), None))
-        slack_click, teams_answer = await asyncio.gather(
-            alice.click(message, "case.claim", channel="C0CASES"),
-            dan.click(posted["card"], "Claim", posted["id"]))
-        assert slack_click.status_code == 200
-        view = await runtime.services.view(1)
-        assert view.owner in ("U0ALICE", "29:dan")
-        if view.owner == "U0ALICE":  # Dan lost: told privately in Teams
-            assert "already claimed by Alice" in told(teams_answer)
-        else:  # Alice lost: told privately in Slack
-            assert "Dan Teams" in text_of(invoked_card(teams_answer))
-            await eventually(lambda: [e for e in fake_slack.ephemerals("U0ALICE") if "already claimed" in e["text"]])
-        owner_name = "Alice" if view.owner == "U0ALICE" else "Dan Teams"
-        await eventually(lambda: owner_name in text_of(case_cards(connector)[0]["card"]))
-        await eventually(lambda: owner_name in str(next(m for m in fake_slack.messages("C0CASES")
-                                                        if "Who gets me?" in str(m.get("blocks")))["blocks"]))
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
+    http, runtime = both.http, both.runtime
+    dan = TeamsUser(http, "29:dan", "Dan Teams", service_url=connector.url)
+    alice = SlackUser(http, "U0ALICE", "Alice")
+    raw, headers = signed(event("evt-race", "Who gets me?"))
+    await http.post("/webhooks/generic", content=raw, headers=headers)
+    message = await eventually(lambda: next((m for m in fake_slack.messages("C0CASES")
+                                             if "Who gets me?" in str(m.get("blocks"))), None))
+    posted = await eventually(lambda: next(iter(case_cards(connector)), None))
+    slack_click, teams_answer = await asyncio.gather(
+        alice.click(message, "case.claim", channel="C0CASES"),
+        dan.click(posted["card"], "Claim", posted["id"]))
+    assert slack_click.status_code == 200
+    view = await runtime.services.view(1)
+    assert view.owner in ("U0ALICE", "29:dan")
+    if view.owner == "U0ALICE":  # Dan lost: told privately in Teams
+        assert "already claimed by Alice" in told(teams_answer)
+    else:  # Alice lost: told privately in Slack
+        assert "Dan Teams" in text_of(invoked_card(teams_answer))
+        await eventually(lambda: [e for e in fake_slack.ephemerals("U0ALICE") if "already claimed" in e["text"]])
+    owner_name = "Alice" if view.owner == "U0ALICE" else "Dan Teams"
+    await eventually(lambda: owner_name in text_of(case_cards(connector)[0]["card"]))
+    await eventually(lambda: owner_name in str(next(m for m in fake_slack.messages("C0CASES")
+                                                    if "Who gets me?" in str(m.get("blocks")))["blocks"]))

@@ -29,3 +29,23 @@ def platform_name(platform: str) -> str:
 
 def kind_name(kind: str) -> str:
     return KIND_NAMES.get(kind, kind)
+
+
+PERIOD_NAMES = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
+
+
+def period_name(period: str) -> str:
+    return PERIOD_NAMES.get(period, period)
+
+
+def duration(seconds: float | None) -> str:
+    """A response or resolution time as the stats show it: 45s, 12m, 3.5h, 2.1d ("–" for none)."""
+    if seconds is None:
+        return "–"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

@@ -23,7 +23,9 @@ from bot.chat.names import (
     RETRY,
     SAVED_REPLY,
     TAKE_OVER,
+    duration,
     kind_name,
+    period_name,
     platform_name,
 )
 from bot.chat.slack.mrkdwn import cut, escape, escape_plain, link, quote
@@ -282,27 +284,15 @@ def oncall(target: str | None, escalation_channel: str) -> str:
     return f"On call: {ping(target)}. Escalations ping them in <#{escalation_channel}>."
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
 def stats(view: StatsView) -> tuple[str, list[Block]]:
-    label = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}.get(view.period, view.period)
+    label = period_name(view.period)
     rate = "–" if view.response_rate is None else f"{view.response_rate:.0%}"
     summary = (f"*{label}*: {view.new} new · {view.resolved} resolved · {view.escalated} escalated\n"
                f"Now: {view.open_now} open · {view.claimed_now} claimed")
     fields = [
-        md(f"*First response (median)*\n{_duration(view.first_response_median_s)}"),
-        md(f"*First response (p90)*\n{_duration(view.first_response_p90_s)}"),
-        md(f"*Resolution (median)*\n{_duration(view.resolution_median_s)}"),
+        md(f"*First response (median)*\n{duration(view.first_response_median_s)}"),
+        md(f"*First response (p90)*\n{duration(view.first_response_p90_s)}"),
+        md(f"*Resolution (median)*\n{duration(view.resolution_median_s)}"),
         md(f"*Response rate*\n{rate}"),
     ]
     blocks: list[Block] = [

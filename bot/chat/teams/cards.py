@@ -23,7 +23,9 @@ from bot.chat.names import (
     RESOLVE,
     RETRY,
     TAKE_OVER,
+    duration,
     kind_name,
+    period_name,
     platform_name,
 )
 from bot.core.view import CaseView, StatsView
@@ -312,21 +314,9 @@ def notice_card(text: str) -> Card:
     return _card(rich(run("⚠️ SocialOps needs an admin", weight="Bolder")), rich(run(literal(text, 2000))))
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
 def stats_card(view: StatsView) -> Card:
     """The same numbers as Slack's /social stats."""
-    label = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}.get(view.period, view.period)
+    label = period_name(view.period)
     rate = "–" if view.response_rate is None else f"{view.response_rate:.0%}"
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": f"SocialOps stats · {label}", "weight": "Bolder", "size": "Medium"},
@@ -335,9 +325,9 @@ def stats_card(view: StatsView) -> Card:
         {"type": "TextBlock", "wrap": True, "isSubtle": True,
          "text": f"Now: {view.open_now} open · {view.claimed_now} claimed"},
         {"type": "FactSet", "facts": [
-            {"title": "First response (median)", "value": _duration(view.first_response_median_s)},
-            {"title": "First response (p90)", "value": _duration(view.first_response_p90_s)},
-            {"title": "Resolution (median)", "value": _duration(view.resolution_median_s)},
+            {"title": "First response (median)", "value": duration(view.first_response_median_s)},
+            {"title": "First response (p90)", "value": duration(view.first_response_p90_s)},
+            {"title": "Resolution (median)", "value": duration(view.resolution_median_s)},
             {"title": "Response rate", "value": rate},
         ]},
     ]
