@@ -85,6 +85,8 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     hooks: Sequence[Hook] = ()
     sources: list[SourceParts] = field(default_factory=list)
+    target_sweep_every: float = 5.0
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -104,6 +106,8 @@ class Runtime:
                 log.info("resuming %d delivery(ies) interrupted by the last stop", released)
         self.scheduler.start()
         self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        self.tasks.append(asyncio.create_task(self.services.watch_targets(self.target_sweep_every, self._stopping),
+                                              name="targets"))
         for poller in self.pollers:
             self.tasks.append(asyncio.create_task(poller.run(), name="poller"))
         for hook in self.hooks:
@@ -116,6 +120,7 @@ class Runtime:
         if self.desk is not None:
             await self.desk.drain()
         self.outbox.stop()
+        self._stopping.set()
         for poller in self.pollers:
             poller.stop()
         self.scheduler.shutdown()
@@ -143,7 +148,8 @@ def _may_poll(leader: Leadership) -> Callable[[], Awaitable[bool]]:
 def build(settings: Settings, config: Config, env: Mapping[str, str] | None = None, *,
           slack_pace: float | None = None, scheduler_look_every: float = 15.0,
           routes: Sequence[BaseRoute] = (), hooks: Sequence[Hook] = (),
-          middleware: Sequence[Middleware] = (), teams_pacer: Any = None) -> Runtime:
+          middleware: Sequence[Middleware] = (), teams_pacer: Any = None,
+          target_sweep_every: float = 5.0) -> Runtime:
     env = os.environ if env is None else env
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -214,7 +220,7 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
                     extra_routes=routes, middleware=middleware)
     runtime = Runtime(engine=engine, config=config, services=services, outbox=outbox, scheduler=scheduler,
                       bolt=bolt, desk=desk, slack=client, web=web, http=http, teams=teams, pollers=pollers,
-                      leaders=leaders, hooks=hooks, sources=sources)
+                      leaders=leaders, hooks=hooks, sources=sources, target_sweep_every=target_sweep_every)
     runtime_box.append(runtime)
     return runtime
 

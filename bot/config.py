@@ -279,6 +279,41 @@ class SavedReply(_Strict):
     text: str = Field(min_length=1)
 
 
+class Targets(_Strict):
+    """Response-time targets per priority, in business time (business_hours), else around the clock."""
+
+    urgent: Duration = 900.0
+    high: Duration = 1800.0
+    normal: Duration = 3600.0
+    low: Duration = 14400.0
+
+    def for_priority(self, priority: str) -> float:
+        return float(getattr(self, priority, self.normal))
+
+
+class BusinessHoursConfig(_Strict):
+    timezone: str
+    weekly: dict[str, str] = Field(min_length=1)
+    holidays: list[str] | dict[str, str] | None = None
+    """Dates ("2026-12-24"), or a country from the `holidays` package: {country: DE} (optionally subdiv: BY)."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> BusinessHoursConfig:
+        from bot.core.hours import BusinessHours, HoursError
+
+        try:
+            BusinessHours.from_config(self.timezone, self.weekly, self.holidays)
+        except HoursError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+
+class Vip(_Strict):
+    handles: list[str] = []
+    """Handles (with or without @, any case) whose messages are urgent business."""
+    followers_at_least: int | None = Field(default=None, ge=1)
+
+
 class Config(_Strict):
     slack: SlackConfig | None = None
     teams: TeamsConfig | None = None
@@ -286,6 +321,11 @@ class Config(_Strict):
     sources: Sources = Sources()
     followups: list[Followup] = []
     saved_replies: list[SavedReply] = []
+    targets: Targets = Targets()
+    business_hours: BusinessHoursConfig | None = None
+    vip: Vip = Vip()
+    complaint_words: dict[str, list[Annotated[str, Field(min_length=1)]]] = {}
+    """Per language (any label: en, de…): words and phrases that make a message a complaint."""
 
     @model_validator(mode="after")
     def _a_desk(self) -> Config:

@@ -53,6 +53,18 @@ class CaseRow(SQLModel, table=True):
     resolution_s: float | None = None
     escalated_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    priority: str = Field(default="normal", max_length=10)
+    priority_reasons: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    priority_by: str | None = Field(default=None, max_length=200)
+    """Who set the priority by hand (then new messages no longer change it)."""
+    due_from: datetime | None = None
+    """When the response target running now started (the case opened, or the customer wrote after a reply)."""
+    warn_at: datetime | None = Field(default=None, index=True)
+    """80% of the target gone (in business time): the card says the reply is due soon."""
+    due_at: datetime | None = Field(default=None, index=True)
+    """The target: a reply sent after this missed it. None: nothing is owed (answered, or resolved)."""
+    sla_state: str = Field(default="", max_length=10)
+    """"" (on time), "warning" (80% gone), "breached" (target missed: escalated automatically)."""
 
 
 class ItemRow(SQLModel, table=True):

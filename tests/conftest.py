@@ -94,12 +94,12 @@ class Bot:
 
 
 async def start_bot(database_url: str, fake_slack: FakeSlack, config: dict[str, Any], *,
-                    slack_pace: float = 0.02, scheduler_look_every: float = 15.0,
+                    slack_pace: float = 0.02, scheduler_look_every: float = 15.0, target_sweep_every: float = 5.0,
                     ) -> tuple[Runtime, httpx.AsyncClient]:
     settings = Settings(database_url=database_url, slack_bot_token="xoxb-test", slack_signing_secret=SIGNING_SECRET,
                         slack_api_url=fake_slack.url)
     runtime = build(settings, config_from_mapping(config), ENV, slack_pace=slack_pace,
-                    scheduler_look_every=scheduler_look_every)
+                    scheduler_look_every=scheduler_look_every, target_sweep_every=target_sweep_every)
     await runtime.start()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.web), base_url="http://bot.test")
     return runtime, http

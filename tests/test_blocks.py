@@ -97,8 +97,13 @@ def test_card_shows_state_owner_and_the_buttons_that_fit() -> None:
                                  actions=("claim", "release", "reply", "escalate", "resolve")))
     text = json.dumps(blocks, ensure_ascii=False)
     assert "Claimed" in text and "<@U0ALICE>" in text and "1,234 followers" in text
-    labels = [e["text"]["text"] for e in blocks[-1]["elements"]]  # type: ignore[index]
+    elements = blocks[-1]["elements"]  # type: ignore[index]
+    labels = [e["text"]["text"] for e in elements if e["type"] == "button"]
     assert labels == ["Claim", "Release", "Reply", "Escalate", "Resolve"]
+    menu = elements[-1]
+    assert menu["type"] == "static_select" and menu["action_id"] == "case.priority"
+    assert [o["value"] for o in menu["options"]] == ["42:urgent", "42:high", "42:normal", "42:low"]
+    assert menu["initial_option"]["value"] == "42:normal"
     assert "<!date^1796117400^" in text  # age shown in each reader's own time zone
 
 
@@ -108,7 +113,7 @@ def test_failed_reply_shows_the_reason_and_a_retry_button() -> None:
     _, blocks = render.card(view("hi", last_reply=failed, actions=("claim", "reply", "escalate", "resolve", "retry")))
     text = json.dumps(blocks)
     assert ":x: Reply by Alice failed: Mastodon: HTTP 422 &lt;b&gt;Validation failed&lt;/b&gt;" in text
-    retry = blocks[-1]["elements"][-1]  # type: ignore[index]
+    retry = [e for e in blocks[-1]["elements"] if e["type"] == "button"][-1]  # type: ignore[index]
     assert retry["action_id"] == "reply.retry" and retry["value"] == "7"
 
 

@@ -168,13 +168,13 @@ def test_card_shows_its_blocks_fields_notes_and_buttons() -> None:
     assert blocks[1].one("blockquote", "bk-quote").text == "hi"
     fields = blocks[2].one("div", "bk-fields").all("div", "bk-field")
     assert [f.text for f in fields] == ["Status\n🟡 Claimed", "Owner\n@Alice", "Opened\nDec 1, 2026 at 09:30 UTC",
-                                        "Messages\n3"]
+                                        "Messages\n3", "Priority\n⚪ Normal"]
     assert [(m.text, m.attrs["data-user"]) for m in root.all("span", "bk-mention")] == [("@Alice", "U0ALICE")]
     link = blocks[3].one("a")
     assert link.text == "View on Mastodon"
     assert link.attrs == {"class": "bk-link", "href": "https://social.example/@jane/1", "target": "_blank",
                           "rel": "noopener noreferrer"}
-    buttons = blocks[4].all("button")
+    buttons = [b for b in blocks[4].all("button") if b.attrs.get("data-action-id") != "case.priority"]
     assert [b.text for b in buttons] == ["Release", "Reply", "Escalate", "Resolve"]
     assert [b.attrs["data-action-id"] for b in buttons] == ["case.release", "case.reply", "case.escalate",
                                                             "case.resolve"]
@@ -308,7 +308,8 @@ def test_stats_header_fields_and_people() -> None:
     header = blocks_of(root)[0]
     assert header.classes == ["bk-block", "bk-header"] and header.one("h3").text == "SocialOps stats · Last 7 days"
     assert [f.text for f in root.all("div", "bk-field")] == [
-        "First response (median)\n5m", "First response (p90)\n–", "Resolution (median)\n2.0h", "Response rate\n67%"]
+        "First response (median)\n5m", "First response (p90)\n–", "Resolution (median)\n2.0h", "Response rate\n67%",
+        "Within target\n–", "Targets missed\nnone"]
     assert "Mastodon DM: 2" in root.text
     assert blocks_of(root)[-1].text == "People\n@Alice: 2 claimed · 1 replies · 1 resolved\nCarol <x>: 0 claimed · 0 replies · 0 resolved"
 

@@ -128,7 +128,8 @@ async def test_a_case_is_worked_end_to_end_from_teams(desk: Desk, receiver: Fake
     creates = [c for c in desk.connector.calls() if c["method"] == "POST"]
     assert creates[0]["path"] == "/v3/conversations/19%3Acases%40thread.tacv2/activities"  # a new channel thread
     card = posted["card"]
-    assert [a["title"] for a in card["actions"]] == ["Claim", "Reply", "Escalate", "Resolve"]
+    assert [a["title"] for a in card["actions"]] == ["Claim", "Reply", "Escalate", "Resolve", "Priority"]
+    assert "Priority\n⚪ Normal" in text_of(card) and "Reply due" in text_of(card)
 
     # Dan claims: his answer is the refreshed card at once, and the posted card is updated in place.
     claimed = invoked_card(await desk.dan.click(card, "Claim", posted["id"]))
@@ -376,3 +377,18 @@ async def test_simultaneous_claims_from_slack_and_teams_have_one_winner(both: Bo
     await eventually(lambda: owner_name in text_of(case_cards(connector)[0]["card"]))
     await eventually(lambda: owner_name in str(next(m for m in fake_slack.messages("C0CASES")
                                                     if "Who gets me?" in str(m.get("blocks")))["blocks"]))
+
+
+async def test_the_owner_sets_the_priority_in_teams(desk: Desk) -> None:
+    await desk.post_event(event("evt-prio", "Size question"))
+    posted = await desk.card("Size question", "⚪ Normal")
+    form = opened(posted["card"], "Priority")
+    assert field(form, "priority")["value"] == "normal"
+    assert "Claim case #1 first" in told(await desk.dan.click(form, "Set priority", posted["id"], priority="urgent"))
+    claimed = invoked_card(await desk.dan.click(posted["card"], "Claim", posted["id"]))
+    urgent = invoked_card(await desk.dan.click(opened(claimed, "Priority"), "Set priority", posted["id"],
+                                               priority="urgent"))
+    assert "🔴 Urgent" in text_of(urgent) and "set by Dan Teams" in text_of(urgent)
+    assert "not a priority" in told(await desk.dan.click(opened(urgent, "Priority"), "Set priority", posted["id"],
+                                                         priority="whenever"))
+    await desk.card("Size question", "🔴 Urgent")

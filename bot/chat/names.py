@@ -17,6 +17,7 @@ RETRY = "reply.retry"
 CHECKIN_SEND = "followup.send"
 CHECKIN_SKIP = "followup.skip"
 SAVED_REPLY = "reply.saved"
+PRIORITY = "case.priority"
 
 PLATFORM_NAMES = {"mastodon": "Mastodon", "generic": "Webhook", "x": "X", "facebook": "Facebook",
                   "instagram": "Instagram", "bluesky": "Bluesky", "google": "Google reviews"}

@@ -44,6 +44,9 @@ class Action(StrEnum):
     FOLLOWUP_DUE = "followup_due"
     FOLLOWUP_SENT = "followup_sent"
     FOLLOWUP_SKIPPED = "followup_skipped"
+    PRIORITY = "priority"
+    TARGET_MET = "target_met"
+    TARGET_MISSED = "target_missed"
 
 
 class ReplyStatus(StrEnum):

@@ -43,6 +43,13 @@ class CaseView:
     last_reply: ReplyView | None
     actions: tuple[str, ...] = field(default=())
     """Buttons that fit the state, in order: claim, release, reply, escalate, resolve, reopen, retry."""
+    priority: str = "normal"
+    priority_reasons: tuple[str, ...] = ()
+    priority_by: str | None = None
+    due_at: datetime | None = None
+    """When a reply is due (the response target running now); None when nothing is owed."""
+    sla_state: str = ""
+    """"" on time, "warning" due soon (80% of the target gone), "breached" missed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +68,7 @@ class StatsView:
     response_rate: float | None
     per_person: list[tuple[str, str, int, int, int]]
     """(user id, name, claims, replies, resolves)"""
+    within_target: float | None = None
+    """Share of response targets met in the period (met / (met + missed)); None when none ended."""
+    missed_by_priority: list[tuple[str, int]] = field(default_factory=list)
+    """Targets missed in the period, per priority (urgent first), only those with any."""

@@ -30,6 +30,8 @@ EMOJI: dict[str, str] = {
     "no_entry_sign": "\U0001f6ab",
     "large_blue_circle": "\U0001f535",
     "large_yellow_circle": "\U0001f7e1",
+    "large_orange_circle": "\U0001f7e0",
+    "white_circle": "\u26aa",
     # a few common ones
     "large_green_circle": "\U0001f7e2",
     "red_circle": "\U0001f534",

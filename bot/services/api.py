@@ -8,6 +8,7 @@ roll back).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from bot.core.errors import InvalidInput
 from bot.core.model import Item
 from bot.core.ports import ReplyChecks, ReplyRule, Sender
 from bot.core.view import CaseView, StatsView
-from bot.services import cases, followups, stats
+from bot.services import cases, followups, stats, targets
 from bot.services.cases import Actor
 from bot.services.ingest import Accepted, IngestBatcher, ingest, load_cursor
 from bot.services.records import Effect, enqueue, load_case
@@ -29,6 +30,7 @@ from storage.db import transaction
 from storage.tables import ChatRefRow, FollowupRow
 
 T = TypeVar("T")
+log = logging.getLogger("socialops.services")
 
 
 class Services:
@@ -53,6 +55,26 @@ class Services:
         result = await asyncio.to_thread(work)
         self._notify()
         return result
+
+    async def sweep_targets(self) -> targets.Swept:
+        """Cases whose reply is due soon or overdue: the card says so; overdue ones are escalated."""
+        swept = await asyncio.to_thread(targets.sweep, self.engine, self.config)
+        if swept.warned or swept.breached:
+            self._notify()
+        return swept
+
+    async def watch_targets(self, every: float, stopping: asyncio.Event) -> None:
+        """The target sweep, every `every` seconds until `stopping` is set (deadlines live in the database, so a
+        restart or another copy picks up where this one stopped)."""
+        while not stopping.is_set():
+            try:
+                await self.sweep_targets()
+            except Exception:
+                log.exception("the response-target sweep failed; trying again")
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=every)
+            except TimeoutError:
+                pass
 
     async def notify_admin(self, text: str) -> None:
         """A message for the admin channel, delivered through the outbox like everything else."""
@@ -119,6 +141,10 @@ class Services:
             cases.reply(session, case_id, actor, text, max_length=limit, options=options)
 
         await self._run(use_case)
+
+    async def set_priority(self, case_id: int, actor: Actor, priority: str) -> None:
+        rules = targets.policy(self.config)
+        await self._run(lambda s: cases.set_priority(s, case_id, actor, priority, rules=rules))
 
     async def retry(self, reply_id: int, actor: Actor) -> None:
         await self._run(lambda s: cases.retry(s, reply_id, actor))

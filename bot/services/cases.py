@@ -16,8 +16,10 @@ from sqlmodel import Session, col, func, select
 from bot.config import Config
 from bot.core.errors import ActionError, InvalidInput, NotAllowed
 from bot.core.model import Action, ReplyStatus, Status
+from bot.core.priority import NAMES as PRIORITY_NAMES
+from bot.core.priority import PRIORITIES
 from bot.core.view import CaseView, ReplyView
-from bot.services import rollups
+from bot.services import rollups, targets
 from bot.services.ingest import cancel_followups
 from bot.services.records import Effect, audit, desk_of_person, enqueue, load_case, refresh_card
 from storage.tables import CaseRow, FollowupRow, ItemRow, ReplyRow, utcnow
@@ -159,6 +161,28 @@ def escalate(session: Session, case_id: int, actor: Actor, reason: str) -> CaseR
     return case
 
 
+def set_priority(session: Session, case_id: int, actor: Actor, priority: str, *, rules: targets.Policy) -> CaseRow:
+    """The owner changes the priority; the target running now is counted again with the new length."""
+    if priority not in PRIORITIES:
+        raise InvalidInput(f"{priority!r} is not a priority: use {', '.join(PRIORITIES)}.")
+    case = load_case(session, case_id, for_update=True)
+    _require_not_resolved(case, "change the priority of")
+    if case.owner != actor.id:
+        who = case.owner_name or case.owner
+        raise NotAllowed(f"Only the owner ({who}) can change the priority of case #{case.id}." if who else
+                         f"Claim case #{case.id} first to change its priority.")
+    if priority == case.priority:
+        return case
+    before = case.priority
+    targets.set_priority(session, case, priority, by=actor.name, reasons=list(case.priority_reasons or []),
+                         rules=rules)
+    audit(session, case, Action.PRIORITY, actor=actor.id, actor_name=actor.name, desk=actor.desk,
+          before=before, after=priority)
+    refresh_card(session, case, f"{actor.name} set the priority to {PRIORITY_NAMES[priority]} "
+                                f"(was {PRIORITY_NAMES.get(before, before)}).")
+    return case
+
+
 def resolve(session: Session, case_id: int, actor: Actor, note: str, *, config: Config) -> list[FollowupRow]:
     """Resolve and schedule the configured check-ins; the caller hands the rows to the scheduler."""
     case = load_case(session, case_id, for_update=True)
@@ -167,6 +191,7 @@ def resolve(session: Session, case_id: int, actor: Actor, note: str, *, config: 
     _require_owner_or_free(case, actor, "resolve")
     now = utcnow()
     case.status, case.resolved_at, case.resolved_by = Status.RESOLVED, now, actor.id
+    targets.stop_target(case)  # nothing is owed to a resolved case
     case.resolution_note = note.strip() or None
     case.resolution_s = (now - case.opened_at).total_seconds()
     case.cycle += 1
@@ -235,7 +260,9 @@ def case_view(session: Session, case_id: int) -> CaseView:
         opened_at=case.opened_at, messages=count, owner=case.owner, owner_name=case.owner_name,
         escalated=case.escalated, escalation_reason=case.escalation_reason, escalated_by=case.escalated_by,
         reopened=case.reopened, resolved_by=case.resolved_by, resolution_note=case.resolution_note,
-        last_reply=last_reply, actions=actions,
+        last_reply=last_reply, actions=actions, priority=case.priority,
+        priority_reasons=tuple(case.priority_reasons or ()), priority_by=case.priority_by,
+        due_at=targets.aware(case.due_at) if case.due_at else None, sla_state=case.sla_state,
     )
 
 

@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
@@ -25,7 +25,8 @@ from sqlmodel import Session, col
 
 from bot.config import Config
 from bot.core.model import Action, Item, Status
-from bot.services import rollups
+from bot.core.priority import REPEAT_WINDOW_DAYS, Signals, rank
+from bot.services import rollups, targets
 from bot.services.records import Effect, desks_for, enqueue
 from storage.db import transaction
 from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, utcnow
@@ -93,7 +94,8 @@ class _Statements:
                 open_cases=insert(CASES).on_conflict_do_nothing(index_elements=["platform", "conversation"])
                 .returning(CASES.c.id, CASES.c.platform, CASES.c.conversation),
                 find_cases=select(CASES.c.id, CASES.c.platform, CASES.c.conversation, CASES.c.status,
-                                  CASES.c.owner, CASES.c.reopened, CASES.c.cycle)
+                                  CASES.c.owner, CASES.c.reopened, CASES.c.cycle, CASES.c.priority,
+                                  CASES.c.priority_reasons, CASES.c.priority_by, CASES.c.due_from, CASES.c.due_at)
                 .where(tuple_(CASES.c.platform, CASES.c.conversation).in_(bindparam("keys", expanding=True)))
                 .order_by(CASES.c.id).with_for_update(),
                 add_items=insert(ITEMS).on_conflict_do_nothing(index_elements=["platform", "platform_id"])
@@ -146,12 +148,15 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
     first_of_key: dict[tuple[str, str], Item] = {}
     for item, key in zip(items, keys, strict=True):
         first_of_key.setdefault(key, item)
+    rules = targets.policy(config)
+    repeat = _recent_customers(connection, [(key[0], item.author.id) for key, item in first_of_key.items()], now)
     opened = {(row.platform, row.conversation): int(row.id) for row in connection.execute(sql.open_cases, [
         {"platform": platform, "conversation": conversation, "kind": item.kind, "status": Status.OPEN,
          "channel": config.channel_for(platform=platform, kind=item.kind), "customer_id": item.author.id,
          "customer_name": item.author.name, "customer_handle": item.author.handle,
          "customer_followers": item.author.followers, "escalated": False, "reopened": 0, "cycle": 0,
-         "opened_at": now, "last_message_at": now, "updated_at": now}
+         "opened_at": now, "last_message_at": now, "updated_at": now,
+         **_target_columns(rules, _signals(item, (platform, item.author.id) in repeat), now)}
         for (platform, conversation), item in first_of_key.items()
     ])}
     existing = {(row.platform, row.conversation): row for row in connection.execute(
@@ -173,6 +178,8 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
     has_messages: set[int] = set()
     touched: set[int] = set()
     resolved = {int(row.id): row for row in existing.values() if row.status == Status.RESOLVED}
+    existing_by_id = {int(row.id): row for row in existing.values()}
+    started: set[int] = set()
     for item, key in zip(items, keys, strict=True):
         case_id = case_of[key]
         if stored.pop((item.platform, item.platform_id), None) is None:  # not stored, or stored for a twin
@@ -194,6 +201,7 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
                 cycle=row.cycle + 1, resolved_at=None))
             cancel_followups(session, case_id)
         touched.add(case_id)
+        _next_target(connection, existing_by_id.get(case_id), item, rules, now, started)
         action = Action.REOPEN if reopened else Action.MESSAGE
         detail = {"reason": "customer wrote again"} if reopened else {}
         writes.events.append(_event(case_id, action, now, platform_id=item.platform_id, **detail))
@@ -209,6 +217,56 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
         results = [r if r.case_id not in orphans else Accepted(r.platform_id, None, True) for r in results]
     writes.flush(session)
     return results
+
+
+def _signals(item: Item, repeat: bool) -> Signals:
+    return Signals(kind=str(item.kind), text=item.text, handle=item.author.handle, followers=item.author.followers,
+                   rating=item.rating, repeat=repeat)
+
+
+def _target_columns(rules: targets.Policy, signals: Signals, now: datetime) -> dict[str, Any]:
+    """A new case: its priority (and why) and the first-response target, running from now."""
+    triage = rules.triage(signals)
+    warn_at, due_at = rules.deadlines(now, triage.priority)
+    return {"priority": triage.priority, "priority_reasons": list(triage.reasons), "priority_by": None,
+            "due_from": now, "warn_at": warn_at, "due_at": due_at, "sla_state": ""}
+
+
+def _recent_customers(connection: Connection, customers: list[tuple[str, str]], now: datetime
+                      ) -> set[tuple[str, str]]:
+    """Customers of this batch who opened another case in the last REPEAT_WINDOW_DAYS days (repeat contacts)."""
+    wanted = {c for c in customers if c[1]}
+    if not wanted:
+        return set()
+    since = now - timedelta(days=REPEAT_WINDOW_DAYS)
+    rows = connection.execute(select(CASES.c.platform, CASES.c.customer_id).where(
+        tuple_(CASES.c.platform, CASES.c.customer_id).in_(sorted(wanted)), CASES.c.opened_at >= since)).all()
+    return {(str(row.platform), str(row.customer_id)) for row in rows}
+
+
+def _next_target(connection: Connection, row: Any, item: Item, rules: targets.Policy, now: datetime,
+                 started: set[int]) -> None:
+    """The customer wrote on an existing case: a reply is owed again if none was owed (it had been answered or
+    resolved), and the message may make the case more urgent."""
+    if row is None:
+        return
+    case_id = int(row.id)
+    priority, reasons = str(row.priority), list(row.priority_reasons or [])
+    triage = rules.triage(_signals(item, False))
+    values: dict[str, Any] = {}
+    if not row.priority_by and rank(triage.priority) < rank(priority):
+        priority, reasons = triage.priority, list(dict.fromkeys([*reasons, *triage.reasons]))
+        values.update(priority=priority, priority_reasons=reasons)
+    due_from = row.due_from
+    if row.due_at is None and case_id not in started:
+        due_from = now
+        started.add(case_id)
+        values["due_from"] = now
+    if values and due_from is not None:
+        warn_at, due_at = rules.deadlines(targets.aware(due_from), priority)
+        values.update(warn_at=warn_at, due_at=due_at, sla_state="")
+    if values:
+        connection.execute(update(CASES).where(CASES.c.id == case_id).values(**values))
 
 
 def cancel_followups(session: Session, case_id: int | None) -> None:

@@ -16,6 +16,8 @@ every counter from the raw tables (a backfill, or a check that the bumps are rig
 | `person_claim` | Slack user id (label: name) | | claimed | claim, take over, the claim a reply makes |
 | `person_reply` | Slack user id (label: name) | | sent | a reply (not a check-in) is sent, for its author |
 | `person_resolve` | Slack user id (label: name) | | resolved | resolve, for the resolver |
+| `target_met` | priority | | replied | a reply is sent before its response target |
+| `target_missed` | priority | | missed | the target passes unanswered (the sweep), or a reply is sent late |
 
 Durations are counted in buckets on a fixed log scale (`BOUNDARIES`): bucket *i* holds durations
 in `[BOUNDARIES[i], BOUNDARIES[i + 1])`, stored as a zero-padded index ("00" … "28").
@@ -67,6 +69,8 @@ ESCALATED = "escalated"
 PERSON_CLAIM = "person_claim"
 PERSON_REPLY = "person_reply"
 PERSON_RESOLVE = "person_resolve"
+TARGET_MET = "target_met"
+TARGET_MISSED = "target_missed"
 
 _M, _H, _D = 60.0, 3600.0, 86400.0
 BOUNDARIES: tuple[float, ...] = (
@@ -249,8 +253,21 @@ def _statements(dialect: str) -> list[Insert]:
     replies = (select(sent.c.day, _text(PERSON_REPLY), sent.c.author, _text(""), sent.c.n, sent.c.author_name)
                .where(sent.c.rank == 1))
 
+    # Response targets: one event per target met or missed (bot.services.targets writes exactly one).
+    targets = (
+        select(_day(e.at, dialect).label("day"), e.action, e.detail["priority"].as_string().label("priority"))
+        .where(e.action.in_([Action.TARGET_MET, Action.TARGET_MISSED]))
+    ).subquery()
+    target_counts = (
+        select(targets.c.day, case((targets.c.action == Action.TARGET_MET, _text(TARGET_MET)),
+                                   else_=_text(TARGET_MISSED)),
+               targets.c.priority, _text(""), func.count(), literal_column("NULL"))
+        .group_by(targets.c.day, targets.c.action, targets.c.priority)
+    )
+
     return [
         into(_COLUMNS, _counts(opened, NEW, opened.c.platform, opened.c.kind)),
+        into(_COLUMNS, target_counts),
         into(_COLUMNS, _counts(answered, ANSWERED, answered.c.platform, answered.c.kind)),
         into(_COLUMNS, _counts(first_response, FIRST_RESPONSE, first_response.c.bucket)),
         into(_COLUMNS, _counts(resolves, RESOLVED, resolves.c.platform, resolves.c.kind)),

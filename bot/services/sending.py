@@ -11,7 +11,7 @@ from sqlmodel import Session
 from bot.core.errors import SendError
 from bot.core.model import Action, Delivery, ReplyStatus
 from bot.core.ports import Sender
-from bot.services import rollups
+from bot.services import rollups, targets
 from bot.services.cases import reply_target
 from bot.services.outbox import Finish
 from bot.services.records import audit, load_case, refresh_card
@@ -76,6 +76,8 @@ def _sent(reply_id: int, platform: str, delivery: Delivery) -> Finish:
             rollups.bump(session, day=opened, metric=rollups.ANSWERED, dim1=case.platform, dim2=case.kind)
             rollups.bump(session, day=opened, metric=rollups.FIRST_RESPONSE,
                          dim1=rollups.bucket(case.first_response_s))
+        if row.kind == "reply":
+            targets.answered(session, case, now)
         if row.kind == "reply" and row.author:
             rollups.bump(session, day=rollups.day_of(now), metric=rollups.PERSON_REPLY, dim1=row.author,
                          label=row.author_name)

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from bot.core.errors import InvalidInput
 from bot.core.model import Status
+from bot.core.priority import PRIORITIES
 from bot.core.view import StatsView
 from bot.services import rollups
 from storage.db import transaction
@@ -90,6 +91,7 @@ def compute(session: Session, period: str = "today", *, now: datetime | None = N
         key=lambda row: (-(row[2] + row[3] + row[4]), row[1]),
     )
     first_response = buckets(rollups.FIRST_RESPONSE)
+    met, missed = total(rollups.TARGET_MET), total(rollups.TARGET_MISSED)
     return StatsView(
         period=period, since=period_start(period, now), new=new, open_now=now_counts.get(Status.OPEN, 0),
         claimed_now=now_counts.get(Status.CLAIMED, 0), resolved=total(rollups.RESOLVED),
@@ -98,6 +100,9 @@ def compute(session: Session, period: str = "today", *, now: datetime | None = N
         first_response_p90_s=rollups.percentile(first_response, 0.9),
         resolution_median_s=rollups.percentile(buckets(rollups.RESOLUTION), 0.5),
         response_rate=(answered / new) if new else None, per_person=per_person,
+        within_target=(met / (met + missed)) if met + missed else None,
+        missed_by_priority=[(p, totals[rollups.TARGET_MISSED].get((p, ""), 0)) for p in PRIORITIES
+                            if totals[rollups.TARGET_MISSED].get((p, ""), 0)],
     )
 
 

@@ -98,6 +98,17 @@ class SlackUser:
                                             value=element["value"], channel=channel, message=message,
                                             ephemeral=ephemeral))
 
+    async def choose(self, message: dict[str, Any], action_id: str, value: str, *, channel: str) -> httpx.Response:
+        """Pick an option of a static_select on a message (the payload carries `selected_option`)."""
+        element = find_action(message, action_id)
+        assert element is not None and element["type"] == "static_select", f"no {action_id} menu"
+        option = next(o for o in element["options"] if o["value"] == value)
+        payload = block_action(user_id=self.id, name=self.name, action_id=action_id, value="", channel=channel,
+                               message=message)
+        payload["actions"] = [{"action_id": action_id, "block_id": "actions", "type": "static_select",
+                               "selected_option": option, "action_ts": f"{time.time():.6f}"}]
+        return await self.post(payload)
+
     async def submit(self, view: dict[str, Any], values: dict[str, dict[str, Any]]) -> httpx.Response:
         return await self.post(view_submission(user_id=self.id, name=self.name, view=view, values=values))
 

@@ -16,6 +16,7 @@ from bot.chat.names import (
     CHECKIN_SKIP,
     CLAIM,
     ESCALATE,
+    PRIORITY,
     RELEASE,
     REOPEN,
     REPLY,
@@ -42,6 +43,10 @@ REASON_INPUT = "reason"
 NOTE_INPUT = "note"
 
 SECTION_LIMIT = 3000
+PRIORITY_NAMES = {"urgent": ":red_circle: Urgent", "high": ":large_orange_circle: High",
+                  "normal": ":white_circle: Normal", "low": ":large_blue_circle: Low"}
+PRIORITY_LABELS = {"urgent": "Priority: urgent", "high": "Priority: high", "normal": "Priority: normal",
+                   "low": "Priority: low"}
 STATUS_NAMES = {"open": ":large_blue_circle: Open", "claimed": ":large_yellow_circle: Claimed",
                 "resolved": ":white_check_mark: Resolved"}
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -116,9 +121,18 @@ def card(view: CaseView) -> tuple[str, list[Block]]:
     owner = mention(view.owner, view.owner_name) if view.owner else "nobody"
     status = STATUS_NAMES.get(view.status, view.status)
     fields = [md(f"*Status*\n{status}"), md(f"*Owner*\n{owner}"), md(f"*Opened*\n{date(view.opened_at)}"),
-              md(f"*Messages*\n{view.messages}")]
+              md(f"*Messages*\n{view.messages}"), md(f"*Priority*\n{PRIORITY_NAMES.get(view.priority, view.priority)}")]
+    if view.due_at is not None and view.status != "resolved":
+        due = date(view.due_at) + {"warning": "\n:warning: due soon", "breached": "\n:red_circle: target missed"}.get(
+            view.sla_state, "")
+        fields.append(md(f"*Reply due*\n{due}"))
     blocks.append({"type": "section", "block_id": "state", "fields": fields})
     notes: list[str] = []
+    if view.priority_reasons:
+        by = f" (set by {escape(view.priority_by)})" if view.priority_by else ""
+        notes.append(f"*Why {escape(view.priority)}{by}:* {cut(escape(', '.join(view.priority_reasons)), 400)}")
+    elif view.priority_by:
+        notes.append(f"*Priority set by {escape(view.priority_by)}*")
     if view.url:
         notes.append(link(view.url, f"View on {platform_name(view.platform)}"))
     if view.escalated and view.escalation_reason:
@@ -158,6 +172,14 @@ def _buttons(view: CaseView) -> list[dict[str, Any]]:
     buttons = [available[name] for name in view.actions if name in available]
     if "retry" in view.actions and view.last_reply is not None:
         buttons.append(button("Retry", RETRY, str(view.last_reply.id), "primary"))
+    if view.status != "resolved":
+        options = [{"text": plain(PRIORITY_LABELS[p]), "value": f"{view.id}:{p}"} for p in PRIORITY_LABELS]
+        current = next((o for o in options if o["value"] == f"{view.id}:{view.priority}"), None)
+        select: dict[str, Any] = {"type": "static_select", "action_id": PRIORITY,
+                                  "placeholder": plain("Priority"), "options": options}
+        if current is not None:
+            select["initial_option"] = current
+        buttons.append(select)
     return buttons
 
 
@@ -294,6 +316,8 @@ def stats(view: StatsView) -> tuple[str, list[Block]]:
         md(f"*First response (p90)*\n{duration(view.first_response_p90_s)}"),
         md(f"*Resolution (median)*\n{duration(view.resolution_median_s)}"),
         md(f"*Response rate*\n{rate}"),
+        md(f"*Within target*\n{'–' if view.within_target is None else f'{view.within_target:.0%}'}"),
+        md("*Targets missed*\n" + (", ".join(f"{n} {p}" for p, n in view.missed_by_priority) or "none")),
     ]
     blocks: list[Block] = [
         {"type": "header", "text": plain(f"SocialOps stats · {label}", 150)},

@@ -94,6 +94,7 @@ class SlackDesk:
             names.CHECKIN_SKIP: self._simple("skip_checkin"), names.REPLY: self._open_reply,
             names.ESCALATE: self._open_modal(render.escalate_modal),
             names.RESOLVE: self._open_modal(render.resolve_modal), names.SAVED_REPLY: self._saved_reply,
+            names.PRIORITY: self._priority,
         }
         for action_id, handler in buttons.items():
             app.action(action_id)(self._button(handler))
@@ -140,6 +141,24 @@ class SlackDesk:
         if case_id is None:
             await self._tell(client, body, "That button does not belong to a case I know. Nothing was changed.")
         return case_id
+
+    async def _priority(self, body: Body, client: AsyncWebClient) -> None:
+        """The priority menu on the card: its option values are "<case id>:<priority>"."""
+        try:
+            raw = str(body["actions"][0]["selected_option"]["value"])
+            case_text, priority = raw.split(":", 1)
+            case_id: int | None = int(case_text)
+        except (KeyError, IndexError, ValueError, TypeError):
+            case_id, priority = None, ""
+        target = await self._guard(client, body, case_id)
+        if target is None:
+            return
+        try:
+            await self._services.set_priority(target, actor_of(body), priority)
+        except ActionError as error:
+            await self._tell(client, body, escape(error.message))
+        except InvalidInput as error:
+            await self._tell(client, body, escape(str(error)))
 
     def _simple(self, name: str) -> Any:
         """A button whose value is an id and whose service call needs nothing else."""

@@ -17,6 +17,7 @@ from bot.chat.names import (
     CHECKIN_SKIP,
     CLAIM,
     ESCALATE,
+    PRIORITY,
     RELEASE,
     REOPEN,
     REPLY,
@@ -39,6 +40,7 @@ TEXT_LIMIT = 3000
 MAX_CARD_BYTES = 100_000
 """Teams refuses messages over about 100 KB."""
 
+PRIORITY_NAMES = {"urgent": "🔴 Urgent", "high": "🟠 High", "normal": "⚪ Normal", "low": "🔵 Low"}
 STATUS_NAMES = {"open": "🔵 Open", "claimed": "🟡 Claimed", "resolved": "✅ Resolved"}
 _BUTTONS = {
     "claim": ("Claim", CLAIM, "positive"), "release": ("Release", RELEASE, None),
@@ -122,9 +124,17 @@ def case_card(view: CaseView, forms: Forms | None = None) -> Card:
             {"title": "Owner", "value": literal(view.owner_name or view.owner or "nobody", 200)},
             {"title": "Opened", "value": _date(view.opened_at)},
             {"title": "Messages", "value": str(view.messages)},
+            {"title": "Priority", "value": PRIORITY_NAMES.get(view.priority, view.priority)},
+            *([{"title": "Reply due", "value": _date(view.due_at) + {"warning": " · ⚠️ due soon",
+                                                                   "breached": " · 🔴 target missed"}.get(
+                view.sla_state, "")}] if view.due_at is not None and view.status != "resolved" else []),
         ]},
     ]
     notes: list[list[dict[str, Any]]] = []
+    if view.priority_reasons or view.priority_by:
+        by = f" (set by {literal(view.priority_by, 200)})" if view.priority_by else ""
+        notes.append([run(f"Why {view.priority}{by}: ", weight="Bolder"),
+                      run(literal(", ".join(view.priority_reasons), 400))])
     if view.escalated and view.escalation_reason:
         notes.append([run(f"🚨 Escalated by {literal(view.escalated_by or 'someone', 200)}: "),
                       run(literal(view.escalation_reason, 500))])
@@ -143,6 +153,12 @@ def case_card(view: CaseView, forms: Forms | None = None) -> Card:
     for note in notes:
         body.append(rich(*note, spacing="Small"))
     actions = [_button(view, name, forms) for name in _BUTTONS if name in view.actions]
+    if forms is not None and view.status != "resolved":
+        actions.append({"type": "Action.ShowCard", "title": "Priority", "card": {"type": "AdaptiveCard", "body": [
+            {"type": "Input.ChoiceSet", "id": PRIORITY_INPUT, "label": "Priority (the owner sets it)",
+             "style": "expanded", "value": view.priority,
+             "choices": [{"title": title, "value": value} for value, title in PRIORITY_NAMES.items()]}],
+            "actions": [_action("Set priority", PRIORITY, view.id)]}})
     if "retry" in view.actions and view.last_reply is not None:
         actions.append(_action("Retry", RETRY, view.id, "positive", reply=view.last_reply.id))
     if view.url and view.url.startswith("https://"):
@@ -157,6 +173,7 @@ SEND_ESCALATION = "escalate.send"
 SEND_RESOLVE = "resolve.send"
 """Verbs of the forms inside the card (Reply, Escalate, Resolve open as Action.ShowCard in the reader's client)."""
 TEXT_INPUT, MODE_INPUT, SAVED_INPUT, REASON_INPUT, NOTE_INPUT = "text", "mode", "saved", "reason", "note"
+PRIORITY_INPUT = "priority"
 
 
 def _button(view: CaseView, name: str, forms: Forms | None) -> dict[str, Any]:
@@ -329,6 +346,9 @@ def stats_card(view: StatsView) -> Card:
             {"title": "First response (p90)", "value": duration(view.first_response_p90_s)},
             {"title": "Resolution (median)", "value": duration(view.resolution_median_s)},
             {"title": "Response rate", "value": rate},
+            {"title": "Within target", "value": "–" if view.within_target is None else f"{view.within_target:.0%}"},
+            {"title": "Targets missed",
+             "value": ", ".join(f"{n} {p}" for p, n in view.missed_by_priority) or "none"},
         ]},
     ]
     if view.by_platform_kind:

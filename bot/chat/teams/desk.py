@@ -95,6 +95,7 @@ class TeamsDesk:
             cards.SEND_ESCALATION: self._send_escalation, names.RESOLVE: self._form(cards.resolve_form),
             cards.SEND_RESOLVE: self._send_resolve,
             names.CHECKIN_SEND: self._checkin("send_checkin"), names.CHECKIN_SKIP: self._checkin("skip_checkin"),
+            names.PRIORITY: self._priority,
         }
 
     @property
@@ -361,6 +362,10 @@ class TeamsDesk:
             return Outcome(text=f"Case #{case_id} is claimed by {view.owner_name or view.owner}: take it over "
                                 "first. Nothing was sent.")
         await self._services.reply(case_id, actor, text, str(mode) if mode else None)
+        return await self._fresh(case_id)
+
+    async def _priority(self, case_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
+        await self._services.set_priority(case_id, actor, str(data.get(cards.PRIORITY_INPUT, "")))
         return await self._fresh(case_id)
 
     async def _send_escalation(self, case_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
