@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -49,6 +49,16 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def parse_delay(value: object) -> float:
+    """Like parse_duration, but zero is allowed ('0s': at once)."""
+    if value in (0, "0", "0s", "0m", "0h", "0d") or (isinstance(value, str) and value.strip() in ("0s", "0")):
+        return 0.0
+    return parse_duration(value)
+
+
+Delay = Annotated[float, BeforeValidator(parse_delay)]
 SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SLACK_PING = re.compile(r"^[US][A-Z0-9]{2,}$")
 
@@ -314,6 +324,41 @@ class Vip(_Strict):
     followers_at_least: int | None = Field(default=None, ge=1)
 
 
+class OncallConfig(_Strict):
+    """On-call rotations and dated overrides (bot.core.oncall), and the optional Slack user group kept equal to
+    whoever is on call now."""
+
+    rotations: list[dict[str, Any]] = []
+    overrides: list[dict[str, Any]] = []
+    usergroup: str | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> OncallConfig:
+        from bot.core.oncall import OncallError, Schedule
+
+        try:
+            Schedule.from_config({"rotations": self.rotations, "overrides": self.overrides})
+        except OncallError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def schedule(self) -> Any:
+        from bot.core.oncall import Schedule
+
+        return Schedule.from_config({"rotations": self.rotations, "overrides": self.overrides})
+
+
+class EscalationLevel(_Strict):
+    """One level of the escalation policy: who is paged, how long after the escalation, and how often again."""
+
+    after: Delay
+    """Counted from the moment the case is escalated; level 1 is usually 0s."""
+    notify: Literal["oncall"] | list[Annotated[str, Field(min_length=1)]]
+    """"oncall" (whoever is on call now), or ids: people (Slack U…, Teams 29:…) or Slack user groups (S…)."""
+    repeat_every: Duration | None = None
+    """Reminders at this level until someone acknowledges (or the next level is paged)."""
+
+
 class Config(_Strict):
     slack: SlackConfig | None = None
     teams: TeamsConfig | None = None
@@ -326,6 +371,17 @@ class Config(_Strict):
     vip: Vip = Vip()
     complaint_words: dict[str, list[Annotated[str, Field(min_length=1)]]] = {}
     """Per language (any label: en, de…): words and phrases that make a message a complaint."""
+    oncall: OncallConfig | None = None
+    escalation: list[EscalationLevel] = []
+    """The escalation policy; empty: an escalation pings slack.oncall / teams.oncall once, as before."""
+
+    @field_validator("escalation")
+    @classmethod
+    def _levels_in_order(cls, levels: list[EscalationLevel]) -> list[EscalationLevel]:
+        afters = [level.after for level in levels]
+        if afters != sorted(afters) or len(set(afters)) != len(afters):
+            raise ValueError("levels must come in order of `after`, each later than the one before")
+        return levels
 
     @model_validator(mode="after")
     def _a_desk(self) -> Config:

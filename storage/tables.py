@@ -65,6 +65,13 @@ class CaseRow(SQLModel, table=True):
     """The target: a reply sent after this missed it. None: nothing is owed (answered, or resolved)."""
     sla_state: str = Field(default="", max_length=10)
     """"" (on time), "warning" (80% gone), "breached" (target missed: escalated automatically)."""
+    page_level: int = 0
+    """The escalation policy's level paged last (0: none yet)."""
+    page_next_at: datetime | None = Field(default=None, index=True)
+    """When the policy acts next on this escalation (the next level, or a reminder); None: nothing pending."""
+    acked_by: str | None = Field(default=None, max_length=200)
+    acked_name: str | None = Field(default=None, max_length=200)
+    acked_at: datetime | None = None
 
 
 class ItemRow(SQLModel, table=True):

@@ -35,6 +35,9 @@ def test_the_example_with_every_source_uncommented_is_valid(tmp_path: Path) -> N
     assert config.sources.bluesky is not None and config.sources.bluesky.handle == "acme.bsky.social"
     assert config.sources.google_reviews is not None and config.sources.google_reviews.locations == ["locations/456"]
     assert config.slack.admin == "C0ADMIN"
+    assert config.oncall is not None and config.oncall.rotations[0]["people"] == ["U0ALICE", "U0BOB"]
+    assert [level.after for level in config.escalation] == [0, 600]
+    assert config.business_hours is not None and config.business_hours.timezone == "Europe/Berlin"
 
 
 @pytest.mark.parametrize(("change", "message"), [

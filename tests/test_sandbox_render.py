@@ -309,7 +309,7 @@ def test_stats_header_fields_and_people() -> None:
     assert header.classes == ["bk-block", "bk-header"] and header.one("h3").text == "SocialOps stats · Last 7 days"
     assert [f.text for f in root.all("div", "bk-field")] == [
         "First response (median)\n5m", "First response (p90)\n–", "Resolution (median)\n2.0h", "Response rate\n67%",
-        "Within target\n–", "Targets missed\nnone"]
+        "Within target\n–", "Targets missed\nnone", "Escalations acknowledged\n0"]
     assert "Mastodon DM: 2" in root.text
     assert blocks_of(root)[-1].text == "People\n@Alice: 2 claimed · 1 replies · 1 resolved\nCarol <x>: 0 claimed · 0 replies · 0 resolved"
 

@@ -75,7 +75,7 @@ async def start(database_url: str, config: dict[str, Any], connector: FakeBotCon
                         slack_signing_secret=SIGNING_SECRET if slack else None,
                         slack_api_url=slack.url if slack else None)
     runtime = build(settings, config_from_mapping(config), {**ENV, **(env or {})}, slack_pace=0.02,
-                    scheduler_look_every=0.5)
+                    scheduler_look_every=0.5, target_sweep_every=0.1)
     await runtime.start()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.web), base_url="http://bot.test")
     return runtime, http
@@ -392,3 +392,35 @@ async def test_the_owner_sets_the_priority_in_teams(desk: Desk) -> None:
     assert "not a priority" in told(await desk.dan.click(opened(urgent, "Priority"), "Set priority", posted["id"],
                                                          priority="whenever"))
     await desk.card("Size question", "🔴 Urgent")
+
+
+async def test_escalation_policy_pages_in_teams_until_acknowledged(database_url: str,
+                                                                   connector: FakeBotConnector) -> None:
+    config = teams_only(connector)
+    config["escalation"] = [{"after": "0s", "notify": "oncall"}, {"after": "1s", "notify": ["29:lead"]}]
+    runtime, http = await start(database_url, config, connector)
+    try:
+        dan = TeamsUser(http, "29:dan", "Dan Teams", service_url=connector.url)
+        raw, headers = signed(event("evt-page", "Lawyers are involved"))
+        await http.post("/webhooks/generic", content=raw, headers=headers)
+        posted = await eventually(lambda: next(iter(case_cards(connector)), None))
+        invoked_card(await dan.click(opened(posted["card"], "Escalate"), "Escalate now", posted["id"],
+                                     reason="Legal threat"))
+
+        def paged(level: str) -> list[dict[str, Any]]:
+            return [a for a in connector.activities(ESCALATIONS) if f"Level {level}" in text_of(a["activity"])]
+
+        first = (await eventually(lambda: paged("1")))[0]["activity"]["attachments"][0]["content"]
+        assert first["msteams"]["entities"][0]["mentioned"] == {"id": "29:carol", "name": "Carol"}
+        assert button(first, "Acknowledge") is not None
+        second = (await eventually(lambda: paged("2")))[0]["activity"]["attachments"][0]["content"]
+        assert second["msteams"]["entities"][0]["mentioned"]["id"] == "29:lead"
+        card = (await eventually(lambda: next((c for c in case_cards(connector) if "Paged (level 2)" in
+                                               text_of(c["card"])), None)))["card"]
+        acked = invoked_card(await dan.click(card, "Acknowledge", posted["id"]))
+        assert "acknowledged by Dan Teams" in text_of(acked) and button(acked, "Acknowledge") is None
+        assert "already acknowledged" in told(await dan.click(first, "Acknowledge", posted["id"]))
+    finally:
+        await http.aclose()
+        await runtime.stop()
+        runtime.engine.dispose()

@@ -18,6 +18,7 @@ CHECKIN_SEND = "followup.send"
 CHECKIN_SKIP = "followup.skip"
 SAVED_REPLY = "reply.saved"
 PRIORITY = "case.priority"
+ACKNOWLEDGE = "case.acknowledge"
 
 PLATFORM_NAMES = {"mastodon": "Mastodon", "generic": "Webhook", "x": "X", "facebook": "Facebook",
                   "instagram": "Instagram", "bluesky": "Bluesky", "google": "Google reviews"}

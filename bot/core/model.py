@@ -47,6 +47,8 @@ class Action(StrEnum):
     PRIORITY = "priority"
     TARGET_MET = "target_met"
     TARGET_MISSED = "target_missed"
+    PAGE = "page"
+    ACKNOWLEDGE = "acknowledge"
 
 
 class ReplyStatus(StrEnum):

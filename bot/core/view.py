@@ -50,6 +50,10 @@ class CaseView:
     """When a reply is due (the response target running now); None when nothing is owed."""
     sla_state: str = ""
     """"" on time, "warning" due soon (80% of the target gone), "breached" missed."""
+    page_level: int = 0
+    acked_name: str | None = None
+    awaiting_ack: bool = False
+    """Escalated under the escalation policy and nobody has acknowledged yet (the card offers Acknowledge)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +76,6 @@ class StatsView:
     """Share of response targets met in the period (met / (met + missed)); None when none ended."""
     missed_by_priority: list[tuple[str, int]] = field(default_factory=list)
     """Targets missed in the period, per priority (urgent first), only those with any."""
+    ack_median_s: float | None = None
+    """Median time from an escalation to its acknowledgement (those acknowledged in the period)."""
+    acks: int = 0

@@ -22,7 +22,7 @@ from bot.core.errors import InvalidInput
 from bot.core.model import Item
 from bot.core.ports import ReplyChecks, ReplyRule, Sender
 from bot.core.view import CaseView, StatsView
-from bot.services import cases, followups, stats, targets
+from bot.services import cases, followups, paging, stats, targets
 from bot.services.cases import Actor
 from bot.services.ingest import Accepted, IngestBatcher, ingest, load_cursor
 from bot.services.records import Effect, enqueue, load_case
@@ -59,7 +59,7 @@ class Services:
     async def sweep_targets(self) -> targets.Swept:
         """Cases whose reply is due soon or overdue: the card says so; overdue ones are escalated."""
         swept = await asyncio.to_thread(targets.sweep, self.engine, self.config)
-        if swept.warned or swept.breached:
+        if swept.warned or swept.breached or swept.paged:
             self._notify()
         return swept
 
@@ -150,7 +150,12 @@ class Services:
         await self._run(lambda s: cases.retry(s, reply_id, actor))
 
     async def escalate(self, case_id: int, actor: Actor, reason: str) -> None:
-        await self._run(lambda s: cases.escalate(s, case_id, actor, reason))
+        await self._run(lambda s: cases.escalate(s, case_id, actor, reason, config=self.config))
+
+    async def acknowledge(self, case_id: int, actor: Actor) -> None:
+        from storage.tables import utcnow
+
+        await self._run(lambda s: paging.acknowledge(s, case_id, actor.id, actor.name, actor.desk, utcnow()))
 
     async def resolve(self, case_id: int, actor: Actor, note: str) -> None:
         def use_case(session: Session) -> list[FollowupRow]:

@@ -19,7 +19,7 @@ from bot.core.model import Action, ReplyStatus, Status
 from bot.core.priority import NAMES as PRIORITY_NAMES
 from bot.core.priority import PRIORITIES
 from bot.core.view import CaseView, ReplyView
-from bot.services import rollups, targets
+from bot.services import paging, rollups, targets
 from bot.services.ingest import cancel_followups
 from bot.services.records import Effect, audit, desk_of_person, enqueue, load_case, refresh_card
 from storage.tables import CaseRow, FollowupRow, ItemRow, ReplyRow, utcnow
@@ -143,7 +143,7 @@ def retry(session: Session, reply_id: int, actor: Actor) -> ReplyRow:
     return row
 
 
-def escalate(session: Session, case_id: int, actor: Actor, reason: str) -> CaseRow:
+def escalate(session: Session, case_id: int, actor: Actor, reason: str, *, config: Config | None = None) -> CaseRow:
     reason = reason.strip()
     if not reason:
         raise InvalidInput("Say why the case needs escalating.")
@@ -158,6 +158,8 @@ def escalate(session: Session, case_id: int, actor: Actor, reason: str) -> CaseR
           reason=reason)
     refresh_card(session, case, f"{actor.name} escalated the case:", quote=reason)
     enqueue(session, Effect.ESCALATION, case.id, reason=reason, by=actor.name)
+    if config is not None and (case.page_next_at is None or case.acked_at is not None or not case.page_level):
+        paging.start(session, case, config, now)  # a new reason while the climb runs does not restart it
     return case
 
 
@@ -192,6 +194,7 @@ def resolve(session: Session, case_id: int, actor: Actor, note: str, *, config: 
     now = utcnow()
     case.status, case.resolved_at, case.resolved_by = Status.RESOLVED, now, actor.id
     targets.stop_target(case)  # nothing is owed to a resolved case
+    paging.stop(case)
     case.resolution_note = note.strip() or None
     case.resolution_s = (now - case.opened_at).total_seconds()
     case.cycle += 1
@@ -263,6 +266,9 @@ def case_view(session: Session, case_id: int) -> CaseView:
         last_reply=last_reply, actions=actions, priority=case.priority,
         priority_reasons=tuple(case.priority_reasons or ()), priority_by=case.priority_by,
         due_at=targets.aware(case.due_at) if case.due_at else None, sla_state=case.sla_state,
+        page_level=case.page_level, acked_name=case.acked_name,
+        awaiting_ack=bool(case.escalated and case.page_level and case.acked_at is None
+                          and case.status != Status.RESOLVED),
     )
 
 

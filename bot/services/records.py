@@ -26,6 +26,8 @@ class Effect:
     """Post or update a follow-up prompt in the card's thread."""
     NOTICE = "notice"
     """Tell the admin channel about a problem the bot cannot fix itself (a source's credentials)."""
+    PAGE = "page"
+    """Page people for an escalation (a level of the escalation policy, or its reminder), with Acknowledge."""
 
 
 def audit(

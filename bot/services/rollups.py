@@ -18,6 +18,7 @@ every counter from the raw tables (a backfill, or a check that the bumps are rig
 | `person_resolve` | Slack user id (label: name) | | resolved | resolve, for the resolver |
 | `target_met` | priority | | replied | a reply is sent before its response target |
 | `target_missed` | priority | | missed | the target passes unanswered (the sweep), or a reply is sent late |
+| `ack_bucket` | bucket | | acknowledged | an escalation is acknowledged (time from escalation) |
 
 Durations are counted in buckets on a fixed log scale (`BOUNDARIES`): bucket *i* holds durations
 in `[BOUNDARIES[i], BOUNDARIES[i + 1])`, stored as a zero-padded index ("00" … "28").
@@ -71,6 +72,7 @@ PERSON_REPLY = "person_reply"
 PERSON_RESOLVE = "person_resolve"
 TARGET_MET = "target_met"
 TARGET_MISSED = "target_missed"
+ACK = "ack_bucket"
 
 _M, _H, _D = 60.0, 3600.0, 86400.0
 BOUNDARIES: tuple[float, ...] = (
@@ -265,9 +267,15 @@ def _statements(dialect: str) -> list[Insert]:
         .group_by(targets.c.day, targets.c.action, targets.c.priority)
     )
 
+    acks = (
+        select(_day(e.at, dialect).label("day"), _bucket(e.detail["seconds"].as_float()).label("bucket"))
+        .where(e.action == Action.ACKNOWLEDGE)
+    ).subquery()
+
     return [
         into(_COLUMNS, _counts(opened, NEW, opened.c.platform, opened.c.kind)),
         into(_COLUMNS, target_counts),
+        into(_COLUMNS, _counts(acks, ACK, acks.c.bucket)),
         into(_COLUMNS, _counts(answered, ANSWERED, answered.c.platform, answered.c.kind)),
         into(_COLUMNS, _counts(first_response, FIRST_RESPONSE, first_response.c.bucket)),
         into(_COLUMNS, _counts(resolves, RESOLVED, resolves.c.platform, resolves.c.kind)),

@@ -101,6 +101,7 @@ def compute(session: Session, period: str = "today", *, now: datetime | None = N
         resolution_median_s=rollups.percentile(buckets(rollups.RESOLUTION), 0.5),
         response_rate=(answered / new) if new else None, per_person=per_person,
         within_target=(met / (met + missed)) if met + missed else None,
+        ack_median_s=rollups.percentile(buckets(rollups.ACK), 0.5), acks=total(rollups.ACK),
         missed_by_priority=[(p, totals[rollups.TARGET_MISSED].get((p, ""), 0)) for p in PRIORITIES
                             if totals[rollups.TARGET_MISSED].get((p, ""), 0)],
     )

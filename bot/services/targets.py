@@ -21,7 +21,7 @@ from bot.config import Config
 from bot.core.hours import BusinessHours, around_the_clock
 from bot.core.model import Action, Status
 from bot.core.priority import NAMES, Rules, Signals, Triage, rank
-from bot.services import rollups
+from bot.services import paging, rollups
 from bot.services.records import audit, refresh_card
 from storage.db import is_postgres, transaction
 from storage.tables import CaseRow, utcnow
@@ -148,6 +148,7 @@ def _length(seconds: float) -> str:
 class Swept:
     warned: list[int]
     breached: list[int]
+    paged: list[int]
 
 
 def sweep(engine: Engine, config: Config, *, now: datetime | None = None, limit: int = 200) -> Swept:
@@ -181,12 +182,14 @@ def sweep(engine: Engine, config: Config, *, now: datetime | None = None, limit:
                     refresh_card(session, case, f"⏰ No reply yet: the {what} is missed.")
                 else:
                     actor = use_cases.Actor(id=SYSTEM, name="SocialOps", desk="system")
-                    use_cases.escalate(session, case.id, actor, f"No reply yet: the {what} is missed.")
+                    use_cases.escalate(session, case.id, actor, f"No reply yet: the {what} is missed.",
+                                       config=config)
             else:
                 case.sla_state = "warning"
                 warned.append(case.id)
                 session.add(case)
                 refresh_card(session, case, f"⏳ Reply due soon: 80% of the {what} is gone.")
-    if warned or breached:
-        log.info("targets: %d due soon, %d missed", len(warned), len(breached))
-    return Swept(warned, breached)
+        paged = paging.sweep(session, config, now)
+    if warned or breached or paged:
+        log.info("targets: %d due soon, %d missed; escalations: %d paged", len(warned), len(breached), len(paged))
+    return Swept(warned, breached, paged)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.chat.names import (
+    ACKNOWLEDGE,
     CHECKIN_SEND,
     CHECKIN_SKIP,
     CLAIM,
@@ -50,6 +51,8 @@ PRIORITY_LABELS = {"urgent": "Priority: urgent", "high": "Priority: high", "norm
 STATUS_NAMES = {"open": ":large_blue_circle: Open", "claimed": ":large_yellow_circle: Claimed",
                 "resolved": ":white_check_mark: Resolved"}
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_SLACK_PING = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+SLACK_USER = _SLACK_ID
 
 
 def mention(user_id: str | None, fallback: str | None = None) -> str:
@@ -150,6 +153,10 @@ def card(view: CaseView) -> tuple[str, list[Block]]:
             notes.append(f":x: {what}{by} failed: {cut(escape(reply.error or 'unknown error'), 500)}")
     if view.status == "resolved" and view.resolution_note:
         notes.append(f":memo: {cut(escape(view.resolution_note), 500)}")
+    if view.acked_name and view.escalated:
+        notes.append(f":raised_hand: Escalation acknowledged by {escape(view.acked_name)}")
+    elif view.awaiting_ack:
+        notes.append(f":rotating_light: Paged (level {view.page_level}), not acknowledged yet")
     if notes:
         blocks.append({"type": "context", "block_id": "notes", "elements": [md(n) for n in notes[:10]]})
     buttons = _buttons(view)
@@ -170,6 +177,8 @@ def _buttons(view: CaseView) -> list[dict[str, Any]]:
         "reopen": button("Reopen", REOPEN, value),
     }
     buttons = [available[name] for name in view.actions if name in available]
+    if view.awaiting_ack:
+        buttons.insert(0, button("Acknowledge", ACKNOWLEDGE, value, "primary"))
     if "retry" in view.actions and view.last_reply is not None:
         buttons.append(button("Retry", RETRY, str(view.last_reply.id), "primary"))
     if view.status != "resolved":
@@ -292,10 +301,46 @@ def escalation(
     return f"Case #{view.id} escalated by {escape(by)}", [{"type": "section", "text": md(body)}]
 
 
+def page(view: CaseView, *, level: int, notify: list[str], reminder: bool, minutes: int,
+         permalink: str | None) -> tuple[str, list[Block]]:
+    """A page of the escalation policy: who is paged, how long the escalation waits, and Acknowledge."""
+    pings = " ".join(ping(target) for target in notify if _SLACK_PING.match(target))
+    again = " (reminder)" if reminder else ""
+    waited = f"{minutes} min ago" if minutes else "just now"
+    text = (f"{pings + ' ' if pings else ''}:rotating_light: *Level {level}{again}* · case #{view.id} escalated "
+            f"{waited}, not acknowledged yet: {platform_name(view.platform)} {kind_name(view.kind)} from "
+            f"{customer_line(view)}")
+    if view.escalation_reason:
+        text += "\n" + cut(quote(escape(view.escalation_reason)), 1000)
+    if permalink:
+        text += "\n" + link(permalink, "Open the case")
+    blocks: list[Block] = [
+        {"type": "section", "text": md(text)},
+        {"type": "actions", "elements": [button("Acknowledge", ACKNOWLEDGE, str(view.id), "primary")]},
+    ]
+    return f"Level {level}: case #{view.id} escalated, not acknowledged", blocks
+
+
 def notice(text: str) -> tuple[str, list[Block]]:
     """A problem for the admin (a source stopped): the bot's own words, escaped all the same."""
     body = f":warning: *SocialOps needs an admin*\n{escape(text)}"
     return f"SocialOps needs an admin: {escape(text)}", [{"type": "section", "text": md(body)}]
+
+
+def oncall_schedule(now: list[Any], upcoming: list[Any], escalation_channel: str, policy: bool) -> str:
+    """`/social oncall` with rotations: who is on call in each, until when, and who is next."""
+    lines = []
+    for shift in now:
+        line = f"*{escape(shift.rotation)}*: {ping(shift.who)} until {date(shift.end)}"
+        line += " (override)" if shift.overridden else ""
+        following = next((u for u in upcoming if u.rotation == shift.rotation), None)
+        if following is not None:
+            line += f" · next: {mention(following.who)} from {date(following.start)}"
+        lines.append(line)
+    if not lines:
+        lines.append("Nobody is on call right now (no rotation has started).")
+    how = "the escalation policy pages them" if policy else "escalations ping them"
+    return "On call now:\n" + "\n".join(lines) + f"\nIn <#{escalation_channel}>, {how}."
 
 
 def oncall(target: str | None, escalation_channel: str) -> str:
@@ -318,6 +363,8 @@ def stats(view: StatsView) -> tuple[str, list[Block]]:
         md(f"*Response rate*\n{rate}"),
         md(f"*Within target*\n{'–' if view.within_target is None else f'{view.within_target:.0%}'}"),
         md("*Targets missed*\n" + (", ".join(f"{n} {p}" for p, n in view.missed_by_priority) or "none")),
+        md(f"*Escalations acknowledged*\n{view.acks}" + (f" · median {duration(view.ack_median_s)}"
+                                                         if view.acks else "")),
     ]
     blocks: list[Block] = [
         {"type": "header", "text": plain(f"SocialOps stats · {label}", 150)},

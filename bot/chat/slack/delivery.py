@@ -82,7 +82,8 @@ class SlackDelivery:
 
     def handlers(self) -> dict[tuple[str, str], Handler]:
         mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
-                Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice}
+                Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice,
+                Effect.PAGE: self.page}
         return {(DESK, effect): handler for effect, handler in mine.items()}
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
@@ -202,8 +203,34 @@ class SlackDelivery:
                 permalink = None
         text, blocks = render.escalation(view, reason=str(row.payload.get("reason", "")),
                                          by=str(row.payload.get("by", "someone")),
-                                         oncall=self._slack.oncall, permalink=permalink)
+                                         oncall=None if self._config.escalation else self._slack.oncall,
+                                         permalink=permalink)
         await self._post(row, channel=self._slack.escalation_channel, text=text, blocks=blocks)
+        return None
+
+    async def page(self, row: OutboxRow) -> Finish | None:
+        """A level of the escalation policy: in the escalation channel (once per outbox row), and a direct message
+        to each Slack user paged."""
+        assert row.case_id is not None
+        view = await self._services.view(row.case_id)
+        ref = await self._card_ref(row.case_id)
+        permalink = None
+        if ref is not None:
+            try:
+                permalink = (await self._call(self._client.chat_getPermalink, channel=ref[0],
+                                              message_ts=ref[1])).get("permalink")
+            except SendError:
+                permalink = None
+        notify = [str(x) for x in row.payload.get("notify", [])]
+        text, blocks = render.page(view, level=int(row.payload.get("level", 1)), notify=notify,
+                                   reminder=bool(row.payload.get("reminder")),
+                                   minutes=int(row.payload.get("minutes", 0)), permalink=permalink)
+        await self._post(row, channel=self._slack.escalation_channel, text=text, blocks=blocks)
+        for person in notify:
+            if render.SLACK_USER.match(person):
+                await self._pacer.wait(person)
+                await self._call(self._client.chat_postMessage, channel=person, text=text, blocks=blocks,
+                                 unfurl_links=False)
         return None
 
     async def notice(self, row: OutboxRow) -> Finish | None:

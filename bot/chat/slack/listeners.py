@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -94,7 +95,7 @@ class SlackDesk:
             names.CHECKIN_SKIP: self._simple("skip_checkin"), names.REPLY: self._open_reply,
             names.ESCALATE: self._open_modal(render.escalate_modal),
             names.RESOLVE: self._open_modal(render.resolve_modal), names.SAVED_REPLY: self._saved_reply,
-            names.PRIORITY: self._priority,
+            names.PRIORITY: self._priority, names.ACKNOWLEDGE: self._simple("acknowledge"),
         }
         for action_id, handler in buttons.items():
             app.action(action_id)(self._button(handler))
@@ -280,9 +281,16 @@ class SlackDesk:
             await ack(text=f"Usage: {USAGE}")
             return
         if words[0] == "oncall":
-            slack = self._services.config.slack
+            config = self._services.config
+            slack = config.slack
             assert slack is not None
-            await ack(text=render.oncall(slack.oncall, slack.escalation_channel), response_type="ephemeral")
+            if config.oncall is not None and config.oncall.rotations:
+                schedule, now = config.oncall.schedule(), datetime.now(UTC)
+                text = render.oncall_schedule(schedule.now(now), schedule.upcoming(now), slack.escalation_channel,
+                                              bool(config.escalation))
+            else:
+                text = render.oncall(slack.oncall, slack.escalation_channel)
+            await ack(text=text, response_type="ephemeral")
             return
         if words[0] != "stats":
             await ack(text=f"Unknown command `{escape(words[0])}`. Try {USAGE}.")

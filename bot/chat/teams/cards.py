@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.chat.names import (
+    ACKNOWLEDGE,
     CHECKIN_SEND,
     CHECKIN_SKIP,
     CLAIM,
@@ -150,9 +151,15 @@ def case_card(view: CaseView, forms: Forms | None = None) -> Card:
             notes.append([run(f"❌ {what}{by} failed: "), run(literal(reply.error or "unknown error", 500))])
     if view.status == "resolved" and view.resolution_note:
         notes.append([run("📝 "), run(literal(view.resolution_note, 500))])
+    if view.acked_name and view.escalated:
+        notes.append([run(f"✋ Escalation acknowledged by {literal(view.acked_name, 200)}")])
+    elif view.awaiting_ack:
+        notes.append([run(f"🚨 Paged (level {view.page_level}), not acknowledged yet")])
     for note in notes:
         body.append(rich(*note, spacing="Small"))
     actions = [_button(view, name, forms) for name in _BUTTONS if name in view.actions]
+    if view.awaiting_ack:
+        actions.insert(0, _action("Acknowledge", ACKNOWLEDGE, view.id, "positive"))
     if forms is not None and view.status != "resolved":
         actions.append({"type": "Action.ShowCard", "title": "Priority", "card": {"type": "AdaptiveCard", "body": [
             {"type": "Input.ChoiceSet", "id": PRIORITY_INPUT, "label": "Priority (the owner sets it)",
@@ -327,6 +334,30 @@ def mention_card(user: str, name: str, text: str) -> Card:
     return card
 
 
+def page_card(view: CaseView, *, level: int, mentions: list[tuple[str, str]], reminder: bool, minutes: int
+              ) -> Card:
+    """A page of the escalation policy in Teams: who is mentioned, how long the escalation waits, Acknowledge."""
+    body: list[dict[str, Any]] = []
+    entities = []
+    if mentions:
+        body.append({"type": "TextBlock", "text": " ".join(f"<at>{literal(name, 100)}</at>" for _, name in mentions),
+                     "wrap": True})
+        entities = [{"type": "mention", "text": f"<at>{literal(name, 100)}</at>",
+                     "mentioned": {"id": who, "name": literal(name, 100)}} for who, name in mentions]
+    waited = f"{minutes} min ago" if minutes else "just now"
+    customer = literal(view.customer_name or view.customer_handle or "someone", 200)
+    body.append(rich(run(f"🚨 Level {level}{' (reminder)' if reminder else ''}", weight="Bolder"),
+                     run(f" · case #{view.id} escalated {waited}, not acknowledged yet: "
+                         f"{platform_name(view.platform)} {kind_name(view.kind)} from {customer}")))
+    if view.escalation_reason:
+        body.append({"type": "Container", "style": "attention",
+                     "items": [rich(run(literal(view.escalation_reason, 1000)))]})
+    card = _card(*body, actions=[_action("Acknowledge", ACKNOWLEDGE, view.id, "positive")])
+    if entities:
+        card["msteams"] = {"entities": entities}
+    return card
+
+
 def notice_card(text: str) -> Card:
     return _card(rich(run("⚠️ SocialOps needs an admin", weight="Bolder")), rich(run(literal(text, 2000))))
 
@@ -349,6 +380,8 @@ def stats_card(view: StatsView) -> Card:
             {"title": "Within target", "value": "–" if view.within_target is None else f"{view.within_target:.0%}"},
             {"title": "Targets missed",
              "value": ", ".join(f"{n} {p}" for p, n in view.missed_by_priority) or "none"},
+            {"title": "Escalations acknowledged",
+             "value": str(view.acks) + (f" · median {duration(view.ack_median_s)}" if view.acks else "")},
         ]},
     ]
     if view.by_platform_kind:

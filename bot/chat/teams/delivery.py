@@ -7,6 +7,7 @@ desks show every change whichever desk it came from.
 from __future__ import annotations
 
 import logging
+import re
 
 from sqlmodel import Session
 
@@ -25,6 +26,12 @@ from storage.tables import OutboxRow
 log = logging.getLogger("socialops.teams")
 
 DESK = "teams"
+_SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+def is_teams_id(target: str) -> bool:
+    """Not a Slack user or user group id: a Teams person (29:…, or another id a Teams client uses)."""
+    return not _SLACK_ID.match(target)
 
 
 class TeamsDelivery:
@@ -35,7 +42,8 @@ class TeamsDelivery:
 
     def handlers(self) -> dict[tuple[str, str], Handler]:
         mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.personal,
-                Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice}
+                Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice,
+                Effect.PAGE: self.page}
         return {(DESK, effect): handler for effect, handler in mine.items()}
 
     async def _card_ref(self, case_id: int) -> tuple[str, str] | None:
@@ -100,10 +108,24 @@ class TeamsDelivery:
         view = await self._services.view(row.case_id)
         card, entities = cards.escalation_card(view, reason=str(row.payload.get("reason", "")),
                                                by=str(row.payload.get("by", "someone")),
-                                               oncall=self._config.oncall, oncall_name=self._config.oncall_name)
+                                               oncall=None if self._services.config.escalation else self._config.oncall,
+                                               oncall_name=self._config.oncall_name)
         await self._connector.post(self._config.escalations,
                                    self._connector.card_activity(card, summary=f"Case #{view.id} escalated",
                                                                  entities=entities))
+        return None
+
+    async def page(self, row: OutboxRow) -> Finish | None:
+        """A level of the escalation policy, in the escalation channel, mentioning the Teams people paged."""
+        assert row.case_id is not None
+        view = await self._services.view(row.case_id)
+        mentions = [(who, self._config.oncall_name if who == self._config.oncall else who)
+                    for who in (str(x) for x in row.payload.get("notify", [])) if is_teams_id(who)]
+        card = cards.page_card(view, level=int(row.payload.get("level", 1)), mentions=mentions,
+                               reminder=bool(row.payload.get("reminder")), minutes=int(row.payload.get("minutes", 0)))
+        await self._connector.post(self._config.escalations, self._connector.card_activity(
+            card, summary=f"Case #{view.id}: escalation not acknowledged", entities=card.get("msteams", {}).get(
+                "entities")))
         return None
 
     async def notice(self, row: OutboxRow) -> Finish | None:

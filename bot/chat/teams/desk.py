@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botbuilder.core import BotFrameworkAdapter, InvokeResponse, TurnContext
@@ -95,7 +96,7 @@ class TeamsDesk:
             cards.SEND_ESCALATION: self._send_escalation, names.RESOLVE: self._form(cards.resolve_form),
             cards.SEND_RESOLVE: self._send_resolve,
             names.CHECKIN_SEND: self._checkin("send_checkin"), names.CHECKIN_SKIP: self._checkin("skip_checkin"),
-            names.PRIORITY: self._priority,
+            names.PRIORITY: self._priority, names.ACKNOWLEDGE: self._simple("acknowledge"),
         }
 
     @property
@@ -247,7 +248,16 @@ class TeamsDesk:
                 f"Your Teams user id: {getattr(person, 'id', '?')} · this conversation: "
                 f"{context.activity.conversation.id}")
         elif command == "oncall":
-            if self._config.oncall:
+            config = self._services.config
+            if config.oncall is not None and config.oncall.rotations:
+                schedule, now = config.oncall.schedule(), datetime.now(UTC)
+                upcoming = schedule.upcoming(now)
+                lines = [f"{s.rotation}: {s.who} until {s.end:%Y-%m-%d %H:%M} UTC"
+                         + (" (override)" if s.overridden else "")
+                         + "".join(f" · next: {u.who} from {u.start:%Y-%m-%d %H:%M} UTC" for u in upcoming
+                                   if u.rotation == s.rotation)[:200] for s in schedule.now(now)]
+                await context.send_activity("On call now: " + ("; ".join(lines) or "nobody (no rotation started)"))
+            elif self._config.oncall:
                 await context.send_activity(f"On call: {self._config.oncall_name} ({self._config.oncall}). "
                                             "Escalations mention them in the escalation channel.")
             else:
