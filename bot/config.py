@@ -359,6 +359,17 @@ class EscalationLevel(_Strict):
     """Reminders at this level until someone acknowledges (or the next level is paged)."""
 
 
+class AwayMessage(_Strict):
+    """Outside business hours, a new customer gets one automatic reply saying when the team is back."""
+
+    text: str = Field(min_length=1)
+    """{first_name} and {next_open} are filled in."""
+    at_most_every: Duration = 43200.0
+    """Never twice to the same customer within this time."""
+    platforms: list[str] | None = None
+    """Only on these platforms (e.g. [x, facebook]); default: every platform."""
+
+
 class Config(_Strict):
     slack: SlackConfig | None = None
     teams: TeamsConfig | None = None
@@ -372,6 +383,7 @@ class Config(_Strict):
     complaint_words: dict[str, list[Annotated[str, Field(min_length=1)]]] = {}
     """Per language (any label: en, de…): words and phrases that make a message a complaint."""
     oncall: OncallConfig | None = None
+    away_message: AwayMessage | None = None
     escalation: list[EscalationLevel] = []
     """The escalation policy; empty: an escalation pings slack.oncall / teams.oncall once, as before."""
 
@@ -387,6 +399,12 @@ class Config(_Strict):
     def _a_desk(self) -> Config:
         if self.slack is None and self.teams is None:
             raise ValueError("configure a desk: slack, teams, or both")
+        return self
+
+    @model_validator(mode="after")
+    def _away_needs_hours(self) -> Config:
+        if self.away_message is not None and self.business_hours is None:
+            raise ValueError("away_message needs business_hours (it is sent outside them)")
         return self
 
     @property

@@ -38,6 +38,7 @@ def test_the_example_with_every_source_uncommented_is_valid(tmp_path: Path) -> N
     assert config.oncall is not None and config.oncall.rotations[0]["people"] == ["U0ALICE", "U0BOB"]
     assert [level.after for level in config.escalation] == [0, 600]
     assert config.business_hours is not None and config.business_hours.timezone == "Europe/Berlin"
+    assert config.away_message is not None and config.away_message.at_most_every == 43200
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -49,6 +49,7 @@ class Action(StrEnum):
     TARGET_MISSED = "target_missed"
     PAGE = "page"
     ACKNOWLEDGE = "acknowledge"
+    AWAY = "away"
 
 
 class ReplyStatus(StrEnum):

@@ -12,24 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
+from sqlmodel import select as sm_select
 
 from bot.config import Config
 from bot.core.model import Action, Item, Status
 from bot.core.priority import REPEAT_WINDOW_DAYS, Signals, rank
 from bot.services import rollups, targets
-from bot.services.records import Effect, desks_for, enqueue
+from bot.services.records import Effect, audit, desks_for, enqueue
 from storage.db import transaction
-from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, utcnow
+from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, ReplyRow, utcnow
 
 log = logging.getLogger("socialops.ingest")
 
@@ -174,6 +177,8 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
 
     writes = _Writes()
     desks = desks_for(session)
+    away = AwayCheck(config, rules, now)
+    away_cases: list[tuple[int, Item]] = []
     results: list[Accepted] = []
     has_messages: set[int] = set()
     touched: set[int] = set()
@@ -188,6 +193,8 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
         if key in opened and case_id not in has_messages:
             has_messages.add(case_id)
             writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
+            if away.applies(item):
+                away_cases.append((case_id, item))
             writes.outbox += _outbox(case_id, Effect.CARD, now, desks)
             writes.counts[(rollups.day_of(now), rollups.NEW, item.platform, str(item.kind))] += 1
             results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False))
@@ -216,7 +223,52 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
         connection.execute(CASES.delete().where(CASES.c.id.in_(orphans)))
         results = [r if r.case_id not in orphans else Accepted(r.platform_id, None, True) for r in results]
     writes.flush(session)
+    for case_id, item in away_cases:
+        away.send(session, case_id, item)
     return results
+
+
+class AwayCheck:
+    """Outside business hours, the away message for a new customer (once per customer per `at_most_every`)."""
+
+    def __init__(self, config: Config, rules: targets.Policy, now: datetime) -> None:
+        self._config = config.away_message
+        self._hours = rules.hours
+        self._now = now
+        self._open = True
+        if self._config is not None and config.business_hours is not None:
+            self._open = self._hours.is_open(now)
+            self._zone = ZoneInfo(config.business_hours.timezone)
+
+    def applies(self, item: Item) -> bool:
+        if self._config is None or self._open:
+            return False
+        return self._config.platforms is None or item.platform in self._config.platforms
+
+    def send(self, session: Session, case_id: int, item: Item) -> None:
+        assert self._config is not None
+        since = self._now - timedelta(seconds=self._config.at_most_every)
+        already = session.exec(
+            sm_select(ReplyRow.id).join(CaseRow, col(CaseRow.id) == col(ReplyRow.case_id)).where(
+                ReplyRow.kind == "away", col(ReplyRow.created_at) >= since,
+                CaseRow.platform == item.platform, CaseRow.customer_id == item.author.id)).first()
+        if already is not None:
+            return
+        back = self._hours.next_open(self._now)
+        local = back.astimezone(self._zone)
+        text = (self._config.text.replace("{first_name}", item.author.first_name)
+                .replace("{next_open}", f"{local:%a %d %b, %H:%M} ({self._zone.key})"))
+        row = ReplyRow(case_id=case_id, kind="away", text=text, author=None, author_name=None,
+                       idempotency_key=f"socialops-away-{uuid.uuid4()}", created_at=self._now)
+        session.add(row)
+        session.flush()
+        case = session.get(CaseRow, case_id)
+        assert case is not None
+        audit(session, case, Action.AWAY, at=self._now, reply_id=row.id)
+        enqueue(session, Effect.SEND, case_id, reply_id=row.id)
+        enqueue(session, Effect.CARD, case_id)
+        enqueue(session, Effect.THREAD, case_id, text="🌙 Away message sent (outside business hours):",
+                quote=text)
 
 
 def _signals(item: Item, repeat: bool) -> Signals:

@@ -83,7 +83,7 @@ def _sent(reply_id: int, platform: str, delivery: Delivery) -> Finish:
                          label=row.author_name)
         audit(session, case, Action.REPLY_SENT, actor=row.author, actor_name=row.author_name, at=now,
               reply_id=row.id, platform_id=delivery.platform_id, kind=row.kind)
-        what = "Check-in" if row.kind == "checkin" else "Reply"
+        what = {"checkin": "Check-in", "away": "Away message"}.get(row.kind, "Reply")
         refresh_card(session, case, f"{what} sent.", url=delivery.url)
 
     return finish
@@ -99,7 +99,7 @@ def _failed(reply_id: int, reason: str) -> Finish:
         case = load_case(session, row.case_id, for_update=True)
         audit(session, case, Action.REPLY_FAILED, actor=row.author, actor_name=row.author_name,
               reply_id=row.id, reason=reason)
-        what = "Check-in" if row.kind == "checkin" else "Reply"
+        what = {"checkin": "Check-in", "away": "Away message"}.get(row.kind, "Reply")
         refresh_card(session, case, f"{what} failed:", quote=reason)
 
     return finish

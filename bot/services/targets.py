@@ -36,6 +36,10 @@ SYSTEM = "socialops"
 class Hours(Protocol):
     def add(self, start: datetime, seconds: float) -> datetime: ...
 
+    def is_open(self, t: datetime) -> bool: ...
+
+    def next_open(self, t: datetime) -> datetime: ...
+
 
 @dataclass(frozen=True)
 class Policy:

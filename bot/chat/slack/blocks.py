@@ -143,7 +143,7 @@ def card(view: CaseView) -> tuple[str, list[Block]]:
                      f"{cut(escape(view.escalation_reason), 500)}")
     reply = view.last_reply
     if reply is not None:
-        what = "Check-in" if reply.kind == "checkin" else "Reply"
+        what = {"checkin": "Check-in", "away": "Away message"}.get(reply.kind, "Reply")
         by = f" by {escape(reply.author_name)}" if reply.author_name else ""
         if reply.status == "queued":
             notes.append(f":hourglass_flowing_sand: {what}{by} sending…")

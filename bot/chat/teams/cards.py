@@ -141,7 +141,7 @@ def case_card(view: CaseView, forms: Forms | None = None) -> Card:
                       run(literal(view.escalation_reason, 500))])
     reply = view.last_reply
     if reply is not None:
-        what = "Check-in" if reply.kind == "checkin" else "Reply"
+        what = {"checkin": "Check-in", "away": "Away message"}.get(reply.kind, "Reply")
         by = f" by {literal(reply.author_name, 200)}" if reply.author_name else ""
         if reply.status == "queued":
             notes.append([run(f"⏳ {what}{by} sending…")])
