@@ -142,3 +142,26 @@ async def test_oncall_pages_whoever_the_rotation_has_now_and_says_who_is_next(da
         await http.aclose()
         await runtime.stop()
         runtime.engine.dispose()
+
+
+async def test_a_hand_off_is_announced_once_with_the_new_person_pinged(database_url: str,
+                                                                       fake_slack: FakeSlack) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    config = bot_config(oncall={"rotations": [{"name": "primary", "people": ["U0BOB", "U0DAN"],
+                                               "start": start.isoformat(), "length": "1d", "timezone": "UTC"}]})
+    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.2)
+    try:
+        def announced() -> list[dict[str, Any]]:
+            return [m for m in fake_slack.messages("C0ESC") if "is now on call" in str(m.get("blocks"))]
+
+        assert announced() == []
+        first = await fake_slack.wait_for_async(announced, timeout=10)
+        assert "<@U0BOB> is now on call for *primary* until" in str(first[0]["blocks"])
+        await asyncio.sleep(1)
+        assert len(announced()) == 1
+    finally:
+        await http.aclose()
+        await runtime.stop()
+        runtime.engine.dispose()

@@ -116,3 +116,32 @@ def acknowledge(session: Session, case_id: int, actor_id: str, actor_name: str, 
     rollups.bump(session, day=rollups.day_of(now), metric=rollups.ACK, dim1=rollups.bucket(seconds))
     refresh_card(session, case, f"✋ {actor_name} acknowledged the escalation.")
     return case
+
+
+HANDOFF_CURSOR = "oncall:announced"
+"""The moment up to which hand-offs are announced (a cursor row: one announcement per hand-off across copies)."""
+
+
+def announce_handoffs(session: Session, config: Config, now: datetime) -> int:
+    """Hand-offs since the last sweep: one HANDOFF row each. The first sweep after start only sets the mark (a
+    restart never repeats old announcements; one missed while nothing ran is skipped, not announced late)."""
+    if config.oncall is None or not config.oncall.rotations:
+        return 0
+    from storage.tables import CursorRow
+
+    mark = session.get(CursorRow, HANDOFF_CURSOR, with_for_update=True)
+    if mark is None:
+        session.add(CursorRow(name=HANDOFF_CURSOR, value=now.isoformat(), updated_at=now))
+        return 0
+    since = datetime.fromisoformat(mark.value)
+    if since >= now:
+        return 0
+    if now - since > timedelta(hours=1):
+        since = now - timedelta(hours=1)
+    shifts = config.oncall.schedule().changes(since, now)
+    for shift in shifts:
+        enqueue(session, Effect.HANDOFF, None, rotation=shift.rotation, who=shift.who,
+                until=shift.end.isoformat(), overridden=shift.overridden)
+    mark.value, mark.updated_at = now.isoformat(), now
+    session.add(mark)
+    return len(shifts)

@@ -194,6 +194,7 @@ def sweep(engine: Engine, config: Config, *, now: datetime | None = None, limit:
                 session.add(case)
                 refresh_card(session, case, f"⏳ Reply due soon: 80% of the {what} is gone.")
         paged = paging.sweep(session, config, now)
+        paging.announce_handoffs(session, config, now)
     if warned or breached or paged:
         log.info("targets: %d due soon, %d missed; escalations: %d paged", len(warned), len(breached), len(paged))
     return Swept(warned, breached, paged)

@@ -321,6 +321,13 @@ def page(view: CaseView, *, level: int, notify: list[str], reminder: bool, minut
     return f"Level {level}: case #{view.id} escalated, not acknowledged", blocks
 
 
+def handoff(rotation: str, who: str, until: datetime, overridden: bool) -> tuple[str, list[Block]]:
+    """An on-call hand-off: the new person is pinged, so they know it is their turn."""
+    cover = " (covering)" if overridden else ""
+    text = (f":pager: {ping(who)} is now on call{cover} for *{escape(rotation)}* until {date(until)}.")
+    return f"On call now for {rotation}", [{"type": "section", "text": md(text)}]
+
+
 def notice(text: str) -> tuple[str, list[Block]]:
     """A problem for the admin (a source stopped): the bot's own words, escaped all the same."""
     body = f":warning: *SocialOps needs an admin*\n{escape(text)}"

@@ -83,7 +83,7 @@ class SlackDelivery:
     def handlers(self) -> dict[tuple[str, str], Handler]:
         mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
                 Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice,
-                Effect.PAGE: self.page}
+                Effect.PAGE: self.page, Effect.HANDOFF: self.handoff}
         return {(DESK, effect): handler for effect, handler in mine.items()}
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
@@ -231,6 +231,15 @@ class SlackDelivery:
                 await self._pacer.wait(person)
                 await self._call(self._client.chat_postMessage, channel=person, text=text, blocks=blocks,
                                  unfurl_links=False)
+        return None
+
+    async def handoff(self, row: OutboxRow) -> Finish | None:
+        from datetime import datetime
+
+        text, blocks = render.handoff(str(row.payload.get("rotation", "")), str(row.payload.get("who", "")),
+                                      datetime.fromisoformat(str(row.payload["until"])),
+                                      bool(row.payload.get("overridden")))
+        await self._post(row, channel=self._slack.escalation_channel, text=text, blocks=blocks)
         return None
 
     async def notice(self, row: OutboxRow) -> Finish | None:

@@ -43,7 +43,7 @@ class TeamsDelivery:
     def handlers(self) -> dict[tuple[str, str], Handler]:
         mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.personal,
                 Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice,
-                Effect.PAGE: self.page}
+                Effect.PAGE: self.page, Effect.HANDOFF: self.handoff}
         return {(DESK, effect): handler for effect, handler in mine.items()}
 
     async def _card_ref(self, case_id: int) -> tuple[str, str] | None:
@@ -126,6 +126,18 @@ class TeamsDelivery:
         await self._connector.post(self._config.escalations, self._connector.card_activity(
             card, summary=f"Case #{view.id}: escalation not acknowledged", entities=card.get("msteams", {}).get(
                 "entities")))
+        return None
+
+    async def handoff(self, row: OutboxRow) -> Finish | None:
+        who = str(row.payload.get("who", ""))
+        name = self._config.oncall_name if who == self._config.oncall else who
+        mentions = [(who, name)] if is_teams_id(who) else []
+        until = str(row.payload.get("until", ""))[:16].replace("T", " ")
+        text = (f"is now on call{' (covering)' if row.payload.get('overridden') else ''} for "
+                f"{row.payload.get('rotation', '')} until {until} UTC.")
+        card = cards.mention_card(who, name, text) if mentions else cards.text_card(f"{who} {text}")
+        await self._connector.post(self._config.escalations, self._connector.card_activity(
+            card, summary="On-call hand-off", entities=card.get("msteams", {}).get("entities")))
         return None
 
     async def notice(self, row: OutboxRow) -> Finish | None:
