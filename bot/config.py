@@ -330,7 +330,8 @@ class OncallConfig(_Strict):
 
     rotations: list[dict[str, Any]] = []
     overrides: list[dict[str, Any]] = []
-    usergroup: str | None = None
+    usergroup: str | None = Field(default=None, pattern=r"^S[A-Z0-9]{2,}$")
+    """A Slack user group (S…) whose members the bot keeps equal to whoever is on call (scope usergroups:write)."""
 
     @model_validator(mode="after")
     def _valid(self) -> OncallConfig:

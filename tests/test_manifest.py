@@ -33,12 +33,13 @@ def test_a_typo_in_the_manifest_would_be_caught() -> None:
 
 def test_manifest_asks_only_for_the_scopes_the_code_uses() -> None:
     scopes = set(load_manifest()["oauth_config"]["scopes"]["bot"])  # type: ignore[index]
-    assert scopes == {"chat:write", "commands", "channels:history", "groups:history"}
+    assert scopes == {"chat:write", "commands", "channels:history", "groups:history", "usergroups:write"}
     code = "\n".join(p.read_text() for p in (ROOT / "bot").rglob("*.py"))
     methods = set(re.findall(r"self\._client\.(\w+)|client\.(\w+)\(", code))
     used = {m for pair in methods for m in pair if m}
     assert {"conversations_history", "conversations_replies"} <= used  # why channels/groups:history
     assert "chat_postMessage" in used and "chat_update" in used  # why chat:write
+    assert "usergroups_users_update" in used  # why usergroups:write (oncall.usergroup)
 
 
 def test_slash_command_and_interactivity_point_at_the_bots_endpoint() -> None:

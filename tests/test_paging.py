@@ -165,3 +165,25 @@ async def test_a_hand_off_is_announced_once_with_the_new_person_pinged(database_
         await http.aclose()
         await runtime.stop()
         runtime.engine.dispose()
+
+
+async def test_the_oncall_user_group_follows_the_rotation(database_url: str, fake_slack: FakeSlack) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    config = bot_config(oncall={
+        "rotations": [{"name": "primary", "people": ["U0BOB", "U0DAN"], "start": start.isoformat(), "length": "1d",
+                       "timezone": "UTC"}],
+        "overrides": [{"who": "U0ERIN", "from": (start + timedelta(hours=1, seconds=2)).isoformat(),
+                       "to": (start + timedelta(hours=3)).isoformat()}],
+        "usergroup": "S0ONCALL"})
+    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.2)
+    try:
+        await fake_slack.wait_for_async(lambda: fake_slack.usergroup("S0ONCALL") == ["U0BOB"])
+        await fake_slack.wait_for_async(lambda: fake_slack.usergroup("S0ONCALL") == ["U0ERIN"], timeout=10)
+        updates = fake_slack.calls("usergroups.users.update")
+        assert [c["params"]["users"] for c in updates] == ["U0BOB", "U0ERIN"]  # once per change, not per sweep
+    finally:
+        await http.aclose()
+        await runtime.stop()
+        runtime.engine.dispose()

@@ -235,7 +235,7 @@ class Workspace:
         self.permalink_base = permalink_base.rstrip("/")
         self.socket_url: str | None = None
         """What ``apps.connections.open`` answers; None: Socket Mode is not available."""
-        self.scopes = ["chat:write", "commands", "channels:history", "groups:history"]
+        self.scopes = ["chat:write", "commands", "channels:history", "groups:history", "usergroups:write"]
         """What the bot token was granted (Slack sends them in the X-OAuth-Scopes header)."""
         self.not_in_channels: set[str] = set()
         """Channels the bot was never invited to: posting or reading there answers not_in_channel."""
@@ -256,6 +256,7 @@ class Workspace:
             "views.push": self._views_push,
             "views.update": self._views_update,
             "apps.connections.open": self._connections_open,
+            "usergroups.users.update": self._usergroup_users,
         }
         self.reset()
 
@@ -265,6 +266,21 @@ class Workspace:
             self._ephemerals: list[Json] = []
             self._views: dict[str, Json] = {}
             self._triggers: dict[str, tuple[str, float]] = {}
+            self._usergroups: dict[str, list[str]] = {}
+
+    def usergroup(self, usergroup: str) -> list[str] | None:
+        """The members set for a user group (None: never set)."""
+        with self.lock:
+            members = self._usergroups.get(usergroup)
+            return None if members is None else list(members)
+
+    def _usergroup_users(self, p: Json) -> Json:
+        self._require(p, "usergroup", "users")
+        users = [u.strip() for u in str(p["users"]).split(",") if u.strip()]
+        if not users:
+            raise SlackError("invalid_users")
+        self._usergroups[str(p["usergroup"])] = users
+        return {"usergroup": {"id": str(p["usergroup"]), "users": users, "user_count": len(users)}}
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every change; returns a function that stops it."""

@@ -145,3 +145,27 @@ def announce_handoffs(session: Session, config: Config, now: datetime) -> int:
     mark.value, mark.updated_at = now.isoformat(), now
     session.add(mark)
     return len(shifts)
+
+
+USERGROUP_CURSOR = "oncall:usergroup"
+
+
+def sync_usergroup(session: Session, config: Config, now: datetime) -> bool:
+    """Whoever is on call now (every rotation) becomes the members of `oncall.usergroup`, when that changed."""
+    if config.oncall is None or not config.oncall.usergroup or not config.oncall.rotations or config.slack is None:
+        return False
+    from storage.tables import CursorRow
+
+    members = sorted({shift.who for shift in config.oncall.schedule().now(now)})
+    if not members:
+        return False
+    value = f"{config.oncall.usergroup}:{','.join(members)}"
+    mark = session.get(CursorRow, USERGROUP_CURSOR, with_for_update=True)
+    if mark is not None and mark.value == value:
+        return False
+    if mark is None:
+        mark = CursorRow(name=USERGROUP_CURSOR, value=value, updated_at=now)
+    mark.value, mark.updated_at = value, now
+    session.add(mark)
+    enqueue(session, Effect.USERGROUP, None, desk="slack", usergroup=config.oncall.usergroup, users=members)
+    return True

@@ -28,6 +28,8 @@ class Effect:
     """Tell the admin channel about a problem the bot cannot fix itself (a source's credentials)."""
     PAGE = "page"
     """Page people for an escalation (a level of the escalation policy, or its reminder), with Acknowledge."""
+    USERGROUP = "usergroup"
+    """Set a Slack user group's members to whoever is on call now (oncall.usergroup)."""
     HANDOFF = "handoff"
     """Announce an on-call hand-off in the escalation channel (who is on call now, until when)."""
 

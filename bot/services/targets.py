@@ -195,6 +195,7 @@ def sweep(engine: Engine, config: Config, *, now: datetime | None = None, limit:
                 refresh_card(session, case, f"⏳ Reply due soon: 80% of the {what} is gone.")
         paged = paging.sweep(session, config, now)
         paging.announce_handoffs(session, config, now)
+        paging.sync_usergroup(session, config, now)
     if warned or breached or paged:
         log.info("targets: %d due soon, %d missed; escalations: %d paged", len(warned), len(breached), len(paged))
     return Swept(warned, breached, paged)

@@ -180,6 +180,10 @@ class FakeSlack:
         """Top-level messages (oldest first) in their current state."""
         return self.workspace.messages(channel)
 
+    def usergroup(self, usergroup: str) -> list[str] | None:
+        """The members the bot set for a user group (usergroups.users.update), None when never set."""
+        return self.workspace.usergroup(usergroup)
+
     def replies(self, channel: str, thread_ts: str) -> list[Json]:
         """Thread replies (oldest first), without the parent."""
         return self.workspace.replies(channel, thread_ts)

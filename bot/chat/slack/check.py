@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Config
 from bot.core.ports import Check
 
-SCOPES = ("chat:write", "commands", "channels:history", "groups:history")
+SCOPES = ("chat:write", "commands", "channels:history", "groups:history", "usergroups:write")
 """What manifest.yml asks for (a test keeps the two equal)."""
 
 

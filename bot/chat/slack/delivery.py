@@ -83,7 +83,7 @@ class SlackDelivery:
     def handlers(self) -> dict[tuple[str, str], Handler]:
         mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
                 Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice,
-                Effect.PAGE: self.page, Effect.HANDOFF: self.handoff}
+                Effect.PAGE: self.page, Effect.HANDOFF: self.handoff, Effect.USERGROUP: self.usergroup}
         return {(DESK, effect): handler for effect, handler in mine.items()}
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
@@ -231,6 +231,11 @@ class SlackDelivery:
                 await self._pacer.wait(person)
                 await self._call(self._client.chat_postMessage, channel=person, text=text, blocks=blocks,
                                  unfurl_links=False)
+        return None
+
+    async def usergroup(self, row: OutboxRow) -> Finish | None:
+        users = ",".join(str(u) for u in row.payload.get("users", []))
+        await self._call(self._client.usergroups_users_update, usergroup=str(row.payload["usergroup"]), users=users)
         return None
 
     async def handoff(self, row: OutboxRow) -> Finish | None:
