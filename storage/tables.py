@@ -22,6 +22,7 @@ class CaseRow(SQLModel, table=True):
         UniqueConstraint("platform", "conversation", name="uq_case_conversation"),
         Index("ix_cases_opened", "opened_at", "platform", "kind", "status"),
         Index("ix_cases_status", "status"),
+        Index("ix_cases_customer", "platform", "customer_id", "opened_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,5 +1,5 @@
 """cases: priority (and why, and who set it by hand) and the response target running now (due_from, warn_at,
-due_at, sla_state)
+due_at, sla_state); an index to find a customer's recent cases (repeat contacts)
 
 Revision ID: 0004
 Revises: 0003
@@ -31,6 +31,7 @@ def upgrade() -> None:
                                       server_default=''))
         batch_op.create_index(batch_op.f('ix_cases_warn_at'), ['warn_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_due_at'), ['due_at'], unique=False)
+        batch_op.create_index('ix_cases_customer', ['platform', 'customer_id', 'opened_at'], unique=False)
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.alter_column('priority', server_default=None)
         batch_op.alter_column('sla_state', server_default=None)
@@ -38,6 +39,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_customer')
         batch_op.drop_index(batch_op.f('ix_cases_due_at'))
         batch_op.drop_index(batch_op.f('ix_cases_warn_at'))
         for column in ('sla_state', 'due_at', 'warn_at', 'due_from', 'priority_by', 'priority_reasons', 'priority'):
