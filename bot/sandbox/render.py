@@ -33,6 +33,7 @@ EMOJI: dict[str, str] = {
     "large_orange_circle": "\U0001f7e0",
     "white_circle": "\u26aa",
     "raised_hand": "\u270b",
+    "pager": "\U0001f4df",
     # a few common ones
     "large_green_circle": "\U0001f7e2",
     "red_circle": "\U0001f534",
