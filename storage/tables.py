@@ -16,6 +16,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored or received timestamp as aware UTC (SQLite hands them back naive; they were written as UTC)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class CaseRow(SQLModel, table=True):
     __tablename__ = "cases"
     __table_args__ = (

@@ -6,6 +6,8 @@ break buttons on cards already posted, in either desk.
 
 from __future__ import annotations
 
+import re
+
 CLAIM = "case.claim"
 RELEASE = "case.release"
 REPLY = "case.reply"
@@ -51,3 +53,9 @@ def duration(seconds: float | None) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+"""A Slack user id."""
+SLACK_PINGABLE = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+"""A Slack user or user group id: what the Slack desk can ping. Any other id in `notify` is a Teams person."""

@@ -27,7 +27,7 @@ from bot.services.cases import Actor
 from bot.services.ingest import Accepted, IngestBatcher, ingest, load_cursor
 from bot.services.records import Effect, enqueue, load_case
 from storage.db import transaction
-from storage.tables import ChatRefRow, FollowupRow
+from storage.tables import ChatRefRow, FollowupRow, utcnow
 
 T = TypeVar("T")
 log = logging.getLogger("socialops.services")
@@ -153,8 +153,6 @@ class Services:
         await self._run(lambda s: cases.escalate(s, case_id, actor, reason, config=self.config))
 
     async def acknowledge(self, case_id: int, actor: Actor) -> None:
-        from storage.tables import utcnow
-
         await self._run(lambda s: paging.acknowledge(s, case_id, actor.id, actor.name, actor.desk, utcnow()))
 
     async def resolve(self, case_id: int, actor: Actor, note: str) -> None:

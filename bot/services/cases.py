@@ -22,7 +22,7 @@ from bot.core.view import CaseView, ReplyView
 from bot.services import paging, rollups, targets
 from bot.services.ingest import cancel_followups
 from bot.services.records import Effect, audit, desk_of_person, enqueue, load_case, refresh_card
-from storage.tables import CaseRow, FollowupRow, ItemRow, ReplyRow, utcnow
+from storage.tables import CaseRow, FollowupRow, ItemRow, ReplyRow, as_utc, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +265,7 @@ def case_view(session: Session, case_id: int) -> CaseView:
         reopened=case.reopened, resolved_by=case.resolved_by, resolution_note=case.resolution_note,
         last_reply=last_reply, actions=actions, priority=case.priority,
         priority_reasons=tuple(case.priority_reasons or ()), priority_by=case.priority_by,
-        due_at=targets.aware(case.due_at) if case.due_at else None, sla_state=case.sla_state,
+        due_at=as_utc(case.due_at) if case.due_at else None, sla_state=case.sla_state,
         page_level=case.page_level, acked_name=case.acked_name,
         awaiting_ack=bool(case.escalated and case.page_level and case.acked_at is None
                           and case.status != Status.RESOLVED),

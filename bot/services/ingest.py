@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,7 @@ from bot.core.priority import REPEAT_WINDOW_DAYS, Signals, rank
 from bot.services import rollups, targets
 from bot.services.records import Effect, audit, desks_for, enqueue
 from storage.db import transaction
-from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, ReplyRow, utcnow
+from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, ReplyRow, as_utc, utcnow
 
 log = logging.getLogger("socialops.ingest")
 
@@ -50,10 +50,6 @@ class Accepted:
     case_id: int | None
     duplicate: bool
     reopened: bool = False
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _conversation(connection: Connection, item: Item) -> str:
@@ -171,7 +167,7 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
          "kind": item.kind, "author_id": item.author.id, "author_name": item.author.name,
          "author_handle": item.author.handle, "author_followers": item.author.followers, "text": item.text,
          "url": item.url, "rating": item.rating, "reply_to": dict(item.reply_to), "raw": dict(item.raw),
-         "created_at": _utc(item.created_at), "received_at": now}
+         "created_at": as_utc(item.created_at), "received_at": now}
         for item, key in zip(items, keys, strict=True)
     ])}
 
@@ -315,7 +311,7 @@ def _next_target(connection: Connection, row: Any, item: Item, rules: targets.Po
         started.add(case_id)
         values["due_from"] = now
     if values and due_from is not None:
-        warn_at, due_at = rules.deadlines(targets.aware(due_from), priority)
+        warn_at, due_at = rules.deadlines(as_utc(due_from), priority)
         values.update(warn_at=warn_at, due_at=due_at, sla_state="")
     if values:
         connection.execute(update(CASES).where(CASES.c.id == case_id).values(**values))

@@ -18,13 +18,8 @@ from bot.core.errors import ActionError
 from bot.core.model import Action, Status
 from bot.services import rollups
 from bot.services.records import Effect, audit, enqueue, load_case, refresh_card
-from storage.tables import CaseRow
-
-
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+from storage.db import is_postgres
+from storage.tables import CaseRow, as_utc
 
 
 def who(level: EscalationLevel, config: Config, now: datetime) -> list[str]:
@@ -58,7 +53,7 @@ def _step(session: Session, case: CaseRow, config: Config, now: datetime) -> Non
     """Page the next level when it is due, else remind the current one; then plan the next step."""
     levels = config.escalation
     assert case.escalated_at is not None
-    escalated_at = _aware(case.escalated_at)
+    escalated_at = as_utc(case.escalated_at)
     if case.page_level < len(levels) and escalated_at + timedelta(seconds=levels[case.page_level].after) <= now:
         case.page_level += 1
         _page(session, case, levels[case.page_level - 1], config, now, reminder=False)
@@ -82,7 +77,7 @@ def _page(session: Session, case: CaseRow, level: EscalationLevel, config: Confi
         refresh_card(session, case, f"🚨 Escalation level {case.page_level} paged"
                                     f"{': ' + ', '.join(targets) if targets else ' (nobody is on call)'}.")
     enqueue(session, Effect.PAGE, case.id, level=case.page_level, notify=targets, reminder=reminder,
-            minutes=max(0, int((now - _aware(case.escalated_at or now)).total_seconds() // 60)))
+            minutes=max(0, int((now - as_utc(case.escalated_at or now)).total_seconds() // 60)))
 
 
 def sweep(session: Session, config: Config, now: datetime, limit: int = 200) -> list[int]:
@@ -92,7 +87,7 @@ def sweep(session: Session, config: Config, now: datetime, limit: int = 200) -> 
     query = select(CaseRow).where(col(CaseRow.page_next_at) <= now, col(CaseRow.acked_at).is_(None),
                                   col(CaseRow.escalated).is_(True), col(CaseRow.status) != Status.RESOLVED,
                                   ).order_by(col(CaseRow.page_next_at)).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session.get_bind().engine):
         query = query.with_for_update(skip_locked=True)
     stepped = []
     for case in session.exec(query).all():
@@ -110,7 +105,7 @@ def acknowledge(session: Session, case_id: int, actor_id: str, actor_name: str, 
         raise ActionError(f"{case.acked_name or case.acked_by} already acknowledged case #{case.id}.")
     case.acked_by, case.acked_name, case.acked_at = actor_id, actor_name, now
     stop(case)
-    seconds = (now - _aware(case.escalated_at or now)).total_seconds()
+    seconds = (now - as_utc(case.escalated_at or now)).total_seconds()
     audit(session, case, Action.ACKNOWLEDGE, actor=actor_id, actor_name=actor_name, desk=desk, at=now,
           seconds=seconds, level=case.page_level)
     rollups.bump(session, day=rollups.day_of(now), metric=rollups.ACK, dim1=rollups.bucket(seconds))

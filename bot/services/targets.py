@@ -24,7 +24,7 @@ from bot.core.priority import NAMES, Rules, Signals, Triage, rank
 from bot.services import paging, rollups
 from bot.services.records import audit, refresh_card
 from storage.db import is_postgres, transaction
-from storage.tables import CaseRow, utcnow
+from storage.tables import CaseRow, as_utc, utcnow
 
 log = logging.getLogger("socialops.targets")
 
@@ -77,12 +77,6 @@ def policy(config: Config) -> Policy:
     return built
 
 
-def aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def start_target(case: CaseRow, now: datetime, rules: Policy) -> None:
     """A reply is owed from now (the case opened, or the customer wrote again after an answer)."""
     case.due_from = now
@@ -99,7 +93,7 @@ def answered(session: Session, case: CaseRow, now: datetime) -> bool | None:
     """A reply went out: the target running now is met (True) or missed (False); None when none was running."""
     if case.due_at is None:
         return None
-    met = now <= aware(case.due_at)
+    met = now <= as_utc(case.due_at)
     if met or case.sla_state != "breached":  # a breach the sweep saw is counted already
         _count(session, case, met, now)
     stop_target(case)
@@ -110,7 +104,7 @@ def _count(session: Session, case: CaseRow, met: bool, now: datetime) -> None:
     """One audit event and one rollup per target met or missed (the stats read the rollup)."""
     assert case.due_at is not None
     audit(session, case, Action.TARGET_MET if met else Action.TARGET_MISSED, at=now, priority=case.priority,
-          due_at=aware(case.due_at).isoformat())
+          due_at=as_utc(case.due_at).isoformat())
     rollups.bump(session, day=rollups.day_of(now), metric=rollups.TARGET_MET if met else rollups.TARGET_MISSED,
                  dim1=case.priority)
 
@@ -120,7 +114,7 @@ def set_priority(session: Session, case: CaseRow, priority: str, *, by: str | No
     """A new priority: the target running now is counted again from its start with the new length."""
     case.priority, case.priority_reasons, case.priority_by = priority, reasons, by
     if case.due_from is not None and case.due_at is not None:
-        case.warn_at, case.due_at = rules.deadlines(aware(case.due_from), priority)
+        case.warn_at, case.due_at = rules.deadlines(as_utc(case.due_from), priority)
         case.sla_state = ""
 
 
@@ -131,7 +125,7 @@ def raise_priority(case: CaseRow, triage: Triage, rules: Policy) -> bool:
     reasons = list(dict.fromkeys([*(case.priority_reasons or []), *triage.reasons]))
     case.priority, case.priority_reasons = triage.priority, reasons
     if case.due_from is not None and case.due_at is not None:
-        case.warn_at, case.due_at = rules.deadlines(aware(case.due_from), triage.priority)
+        case.warn_at, case.due_at = rules.deadlines(as_utc(case.due_from), triage.priority)
     return True
 
 
@@ -177,7 +171,7 @@ def sweep(engine: Engine, config: Config, *, now: datetime | None = None, limit:
                 continue
             target = rules.target_s(case.priority)
             what = describe_target(case.priority, target, config.business_hours is not None)
-            if aware(case.due_at) <= now:
+            if as_utc(case.due_at) <= now:
                 case.sla_state = "breached"
                 breached.append(case.id)
                 _count(session, case, False, now)

@@ -7,7 +7,6 @@ All customer text goes through `mrkdwn.escape` and is cut to Block Kit's limits.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +23,8 @@ from bot.chat.names import (
     RESOLVE,
     RETRY,
     SAVED_REPLY,
+    SLACK_PINGABLE,
+    SLACK_USER,
     TAKE_OVER,
     duration,
     kind_name,
@@ -50,13 +51,10 @@ PRIORITY_LABELS = {"urgent": "Priority: urgent", "high": "Priority: high", "norm
                    "low": "Priority: low"}
 STATUS_NAMES = {"open": ":large_blue_circle: Open", "claimed": ":large_yellow_circle: Claimed",
                 "resolved": ":white_check_mark: Resolved"}
-_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_SLACK_PING = re.compile(r"^[UWS][A-Z0-9]{2,}$")
-SLACK_USER = _SLACK_ID
 
 
 def mention(user_id: str | None, fallback: str | None = None) -> str:
-    if user_id and _SLACK_ID.match(user_id):
+    if user_id and SLACK_USER.match(user_id):
         return f"<@{user_id}>"
     return escape(fallback or user_id or "nobody")
 
@@ -304,7 +302,7 @@ def escalation(
 def page(view: CaseView, *, level: int, notify: list[str], reminder: bool, minutes: int,
          permalink: str | None) -> tuple[str, list[Block]]:
     """A page of the escalation policy: who is paged, how long the escalation waits, and Acknowledge."""
-    pings = " ".join(ping(target) for target in notify if _SLACK_PING.match(target))
+    pings = " ".join(ping(target) for target in notify if SLACK_PINGABLE.match(target))
     again = " (reminder)" if reminder else ""
     waited = f"{minutes} min ago" if minutes else "just now"
     text = (f"{pings + ' ' if pings else ''}:rotating_light: *Level {level}{again}* · case #{view.id} escalated "

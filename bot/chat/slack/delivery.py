@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
+from bot.chat.names import SLACK_USER
 from bot.chat.slack import blocks as render
 from bot.chat.slack.mrkdwn import escape
 from bot.config import Config
@@ -227,7 +228,7 @@ class SlackDelivery:
                                    minutes=int(row.payload.get("minutes", 0)), permalink=permalink)
         await self._post(row, channel=self._slack.escalation_channel, text=text, blocks=blocks)
         for person in notify:
-            if render.SLACK_USER.match(person):
+            if SLACK_USER.match(person):
                 await self._pacer.wait(person)
                 await self._call(self._client.chat_postMessage, channel=person, text=text, blocks=blocks,
                                  unfurl_links=False)

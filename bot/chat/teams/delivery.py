@@ -7,11 +7,10 @@ desks show every change whichever desk it came from.
 from __future__ import annotations
 
 import logging
-import re
 
 from sqlmodel import Session
 
-from bot.chat.names import platform_name
+from bot.chat.names import SLACK_PINGABLE, platform_name
 from bot.chat.teams import cards
 from bot.chat.teams.connector import Connector
 from bot.chat.teams.forms import forms_for
@@ -26,12 +25,11 @@ from storage.tables import OutboxRow
 log = logging.getLogger("socialops.teams")
 
 DESK = "teams"
-_SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 
 
 def is_teams_id(target: str) -> bool:
     """Not a Slack user or user group id: a Teams person (29:…, or another id a Teams client uses)."""
-    return not _SLACK_ID.match(target)
+    return not SLACK_PINGABLE.match(target)
 
 
 class TeamsDelivery:
