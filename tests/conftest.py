@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import col, select
 
 from app import Runtime, build
 from bot.config import Settings, config_from_mapping
+from storage.db import transaction
+from storage.tables import EventRow
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.receiver import FakeReceiver
 from tests.fakes.slack_api import FakeSlack
@@ -80,6 +84,11 @@ class Bot:
         raw, headers = signed(body)
         return await self.http.post("/webhooks/generic", content=raw, headers=headers)
 
+    def events(self, action: str) -> list[EventRow]:
+        """The audit events of one kind, oldest first."""
+        with transaction(self.runtime.engine, write=False) as session:
+            return list(session.exec(select(EventRow).where(EventRow.action == action).order_by(col(EventRow.id))))
+
     async def card(self, text: str, channel: str = "C0CASES", **match: Any) -> dict[str, Any]:
         """The card whose blocks mention `text`, once it is there (and matches `match`)."""
 
@@ -105,12 +114,20 @@ async def start_bot(database_url: str, fake_slack: FakeSlack, config: dict[str, 
     return runtime, http
 
 
-@pytest.fixture
-async def bot(database_url: str, fake_slack: FakeSlack, mastodon: FakeMastodon) -> AsyncIterator[Bot]:
-    runtime, http = await start_bot(database_url, fake_slack, bot_config(mastodon.url))
+@asynccontextmanager
+async def running_bot(database_url: str, fake_slack: FakeSlack, config: dict[str, Any], **options: Any
+                      ) -> AsyncIterator[Bot]:
+    """The bot started with `config` (options as start_bot's), stopped and its engine disposed afterwards."""
+    runtime, http = await start_bot(database_url, fake_slack, config, **options)
     try:
         yield Bot(runtime, http, fake_slack)
     finally:
         await http.aclose()
         await runtime.stop()
         runtime.engine.dispose()
+
+
+@pytest.fixture
+async def bot(database_url: str, fake_slack: FakeSlack, mastodon: FakeMastodon) -> AsyncIterator[Bot]:
+    async with running_bot(database_url, fake_slack, bot_config(mastodon.url)) as running:
+        yield running

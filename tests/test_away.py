@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError, config_from_mapping
-from tests.conftest import Bot, bot_config, start_bot
+from tests.conftest import bot_config, running_bot
 from tests.fakes.receiver import FakeReceiver
 from tests.fakes.slack_api import FakeSlack
 from tests.kit.wait import eventually
@@ -28,15 +28,9 @@ def policy(open_now: bool) -> dict[str, Any]:
             "away_message": {"text": TEXT, "at_most_every": "1h"}}
 
 
-async def run(database_url: str, fake_slack: FakeSlack, open_now: bool) -> tuple[Bot, Any]:
-    runtime, http = await start_bot(database_url, fake_slack, bot_config(**policy(open_now)))
-    return Bot(runtime, http, fake_slack), runtime
-
-
 async def test_outside_hours_a_new_customer_gets_one_away_message(database_url: str, fake_slack: FakeSlack,
                                                                   receiver: FakeReceiver) -> None:
-    bot, runtime = await run(database_url, fake_slack, open_now=False)
-    try:
+    async with running_bot(database_url, fake_slack, bot_config(**policy(open_now=False))) as bot:
         await bot.post_event(event("a-1", "Hello?", reply_url=receiver.url + "/reply"))
         delivered = await eventually(receiver.messages)
         back = datetime.now(UTC) + timedelta(days=2)
@@ -53,24 +47,15 @@ async def test_outside_hours_a_new_customer_gets_one_away_message(database_url: 
         await bot.post_event(event("a-3", "Hi", author_id="cust-9", name="Mo", reply_url=receiver.url + "/reply"))
         await eventually(lambda: len(receiver.messages()) == 2)
         assert receiver.messages()[1]["text"].startswith("Thanks Mo!")
-    finally:
-        await bot.http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
 
 
 async def test_inside_hours_nobody_gets_an_away_message(database_url: str, fake_slack: FakeSlack,
                                                         receiver: FakeReceiver) -> None:
-    bot, runtime = await run(database_url, fake_slack, open_now=True)
-    try:
+    async with running_bot(database_url, fake_slack, bot_config(**policy(open_now=True))) as bot:
         await bot.post_event(event("b-1", "Hello?", reply_url=receiver.url + "/reply"))
         card = await bot.card("Hello?")
         await asyncio.sleep(0.5)
         assert receiver.messages() == [] and "Away message" not in str(card["blocks"])
-    finally:
-        await bot.http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
 
 
 def test_an_away_message_needs_business_hours() -> None:

@@ -8,11 +8,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlmodel import select
 
-from storage.db import transaction
-from storage.tables import EventRow
-from tests.conftest import Bot, bot_config, start_bot
+from tests.conftest import Bot, bot_config, running_bot
 from tests.fakes.slack_api import FakeSlack
 from tests.kit.slack import find_action
 from tests.kit.webhook import event
@@ -23,22 +20,12 @@ POLICY = {"escalation": [{"after": "0s", "notify": "oncall"},
 
 @pytest.fixture
 async def bot(database_url: str, fake_slack: FakeSlack) -> Any:
-    runtime, http = await start_bot(database_url, fake_slack, bot_config(**POLICY), target_sweep_every=0.1)
-    try:
-        yield Bot(runtime, http, fake_slack)
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
+    async with running_bot(database_url, fake_slack, bot_config(**POLICY), target_sweep_every=0.1) as running:
+        yield running
 
 
 def pages(slack: FakeSlack) -> list[dict[str, Any]]:
     return [m for m in slack.messages("C0ESC") if "not acknowledged yet" in str(m.get("blocks"))]
-
-
-def events(bot: Bot, action: str) -> list[EventRow]:
-    with transaction(bot.runtime.engine, write=False) as session:
-        return list(session.exec(select(EventRow).where(EventRow.action == action)))
 
 
 async def escalate(bot: Bot, text: str) -> dict[str, Any]:
@@ -71,7 +58,7 @@ async def test_the_policy_climbs_until_someone_acknowledges(bot: Bot) -> None:
     count = len(pages(bot.slack))
     await asyncio.sleep(1.5)
     assert len(pages(bot.slack)) == count
-    acks = events(bot, "acknowledge")
+    acks = bot.events("acknowledge")
     assert len(acks) == 1 and acks[0].actor == "U0CAROL" and acks[0].detail["seconds"] >= 2
     # Acknowledging again is refused, privately.
     await bot.bob.click(first[0], "case.acknowledge", channel="C0ESC")
@@ -97,24 +84,15 @@ async def test_a_restart_in_the_middle_of_the_policy_pages_level_2_once(database
                                                                          fake_slack: FakeSlack) -> None:
     config = bot_config(**{"escalation": [{"after": "0s", "notify": "oncall"},
                                           {"after": "2s", "notify": ["U0LEAD"]}]})
-    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.1)
-    bot = Bot(runtime, http, fake_slack)
-    await escalate(bot, "Restart me")
-    await fake_slack.wait_for_async(lambda: pages(fake_slack))
-    await http.aclose()
-    await runtime.stop()
-    runtime.engine.dispose()
+    async with running_bot(database_url, fake_slack, config, target_sweep_every=0.1) as bot:
+        await escalate(bot, "Restart me")
+        await fake_slack.wait_for_async(lambda: pages(fake_slack))
     await asyncio.sleep(2.3)  # level 2 falls due while nothing runs
-    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.1)
-    try:
+    async with running_bot(database_url, fake_slack, config, target_sweep_every=0.1) as bot:
         await fake_slack.wait_for_async(lambda: [p for p in pages(fake_slack) if "*Level 2*" in str(p["blocks"])])
         await asyncio.sleep(0.5)
         assert len([p for p in pages(fake_slack) if "*Level 2*" in str(p["blocks"])]) == 1
         assert len(fake_slack.messages("U0LEAD")) == 1
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
 
 
 async def test_oncall_pages_whoever_the_rotation_has_now_and_says_who_is_next(database_url: str,
@@ -127,9 +105,7 @@ async def test_oncall_pages_whoever_the_rotation_has_now_and_says_who_is_next(da
         oncall={"rotations": [{"name": "primary", "people": ["U0BOB", "U0DAN"], "start": start.isoformat(),
                                "length": "1d", "timezone": "UTC"}]},
         escalation=[{"after": "0s", "notify": "oncall"}])
-    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.1)
-    try:
-        bot = Bot(runtime, http, fake_slack)
+    async with running_bot(database_url, fake_slack, config, target_sweep_every=0.1) as bot:
         text = (await bot.alice.command("oncall")).json()["text"]
         assert "*primary*: <@U0BOB> until" in text and "next: <@U0DAN> from" in text
         assert f"<!date^{int((start + timedelta(days=1)).timestamp())}^" in text
@@ -138,10 +114,6 @@ async def test_oncall_pages_whoever_the_rotation_has_now_and_says_who_is_next(da
         assert "<@U0BOB>" in str(page["blocks"]) and "<@U0CAROL>" not in str(page["blocks"])
         await fake_slack.wait_for_async(lambda: fake_slack.messages("U0BOB"))
         assert not fake_slack.messages("U0CAROL")
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
 
 
 async def test_a_hand_off_is_announced_once_with_the_new_person_pinged(database_url: str,
@@ -151,8 +123,7 @@ async def test_a_hand_off_is_announced_once_with_the_new_person_pinged(database_
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     config = bot_config(oncall={"rotations": [{"name": "primary", "people": ["U0BOB", "U0DAN"],
                                                "start": start.isoformat(), "length": "1d", "timezone": "UTC"}]})
-    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.2)
-    try:
+    async with running_bot(database_url, fake_slack, config, target_sweep_every=0.2):
         def announced() -> list[dict[str, Any]]:
             return [m for m in fake_slack.messages("C0ESC") if "is now on call" in str(m.get("blocks"))]
 
@@ -161,10 +132,6 @@ async def test_a_hand_off_is_announced_once_with_the_new_person_pinged(database_
         assert "<@U0BOB> is now on call for *primary* until" in str(first[0]["blocks"])
         await asyncio.sleep(1)
         assert len(announced()) == 1
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
 
 
 async def test_the_oncall_user_group_follows_the_rotation(database_url: str, fake_slack: FakeSlack) -> None:
@@ -177,13 +144,8 @@ async def test_the_oncall_user_group_follows_the_rotation(database_url: str, fak
         "overrides": [{"who": "U0ERIN", "from": (start + timedelta(hours=1, seconds=2)).isoformat(),
                        "to": (start + timedelta(hours=3)).isoformat()}],
         "usergroup": "S0ONCALL"})
-    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.2)
-    try:
+    async with running_bot(database_url, fake_slack, config, target_sweep_every=0.2):
         await fake_slack.wait_for_async(lambda: fake_slack.usergroup("S0ONCALL") == ["U0BOB"])
         await fake_slack.wait_for_async(lambda: fake_slack.usergroup("S0ONCALL") == ["U0ERIN"], timeout=10)
         updates = fake_slack.calls("usergroups.users.update")
         assert [c["params"]["users"] for c in updates] == ["U0BOB", "U0ERIN"]  # once per change, not per sweep
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()

@@ -14,8 +14,7 @@ import pytest
 from sqlmodel import select
 
 from storage.db import transaction
-from storage.tables import EventRow
-from tests.conftest import Bot, bot_config, start_bot
+from tests.conftest import Bot, bot_config, running_bot
 from tests.fakes.receiver import FakeReceiver
 from tests.fakes.slack_api import FakeSlack
 from tests.kit.wait import eventually
@@ -28,22 +27,12 @@ POLICY = {"targets": {"urgent": "1s", "high": "2s", "normal": "3s", "low": "1h"}
 
 @pytest.fixture
 async def bot(database_url: str, fake_slack: FakeSlack) -> Any:
-    runtime, http = await start_bot(database_url, fake_slack, bot_config(**POLICY), target_sweep_every=0.1)
-    try:
-        yield Bot(runtime, http, fake_slack)
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
+    async with running_bot(database_url, fake_slack, bot_config(**POLICY), target_sweep_every=0.1) as running:
+        yield running
 
 
 def fields(message: dict[str, Any]) -> str:
     return str(message["blocks"])
-
-
-def events(bot: Bot, action: str) -> list[EventRow]:
-    with transaction(bot.runtime.engine, write=False) as session:
-        return list(session.exec(select(EventRow).where(EventRow.action == action)))
 
 
 async def test_priority_and_its_reasons_are_on_the_card(bot: Bot) -> None:
@@ -72,7 +61,7 @@ async def test_an_unanswered_case_goes_due_soon_then_missed_and_is_escalated_onc
     assert "the 3s target for Normal priority is missed" in str(escalations[0]["blocks"])
     await asyncio.sleep(0.5)  # more sweeps change nothing
     assert len(bot.slack.messages("C0ESC")) == 1
-    assert len(events(bot, "target_missed")) == 1 and len(events(bot, "escalate")) == 1
+    assert len(bot.events("target_missed")) == 1 and len(bot.events("escalate")) == 1
     thread = " ".join(str(m.get("blocks")) for m in bot.slack.replies("C0CASES", missed["ts"]))
     assert "Reply due soon" in thread and "SocialOps escalated the case" in thread
 
@@ -88,9 +77,9 @@ async def test_a_reply_in_time_meets_the_target_and_a_new_message_starts_the_nex
                                                                      "value": "Hi Jane, on its way!"}}})
     card = await bot.card("Where is my parcel?", sent="Reply by Alice sent")
     assert "*Reply due*" not in fields(card)
-    assert len(events(bot, "target_met")) == 1
+    assert len(bot.events("target_met")) == 1
     await asyncio.sleep(3.2)  # the old deadline passes: nothing happens
-    assert bot.slack.messages("C0ESC") == [] and events(bot, "target_missed") == []
+    assert bot.slack.messages("C0ESC") == [] and bot.events("target_missed") == []
     # The customer writes again: a reply is owed again, with a new deadline.
     await bot.post_event(event("r-2", "Thanks, and when exactly?", reply_url=receiver.url + "/reply",
                                conversation="c-r"))
@@ -107,30 +96,20 @@ async def test_resolving_stops_the_clock(bot: Bot) -> None:
     card = await bot.card("Never mind, found it", status="Resolved")
     assert "*Reply due*" not in fields(card)
     await asyncio.sleep(3.3)
-    assert bot.slack.messages("C0ESC") == [] and events(bot, "target_missed") == []
+    assert bot.slack.messages("C0ESC") == [] and bot.events("target_missed") == []
 
 
 async def test_a_restart_in_between_keeps_the_deadline(database_url: str, fake_slack: FakeSlack) -> None:
     config = bot_config(**POLICY)
-    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.1)
-    bot = Bot(runtime, http, fake_slack)
-    await bot.post_event(event("x-1", "Refund please, it never arrived"))  # high: 2 s
-    await bot.card("Refund please", priority=":large_orange_circle: High")
-    await http.aclose()
-    await runtime.stop()
-    runtime.engine.dispose()
+    async with running_bot(database_url, fake_slack, config, target_sweep_every=0.1) as bot:
+        await bot.post_event(event("x-1", "Refund please, it never arrived"))  # high: 2 s
+        await bot.card("Refund please", priority=":large_orange_circle: High")
     await asyncio.sleep(2.2)  # the target passes while nothing runs
-    runtime, http = await start_bot(database_url, fake_slack, config, target_sweep_every=0.1)
-    try:
-        bot = Bot(runtime, http, fake_slack)
+    async with running_bot(database_url, fake_slack, config, target_sweep_every=0.1) as bot:
         await bot.card("Refund please", missed=":red_circle: target missed")
         await eventually(lambda: fake_slack.messages("C0ESC"))
         await asyncio.sleep(0.4)
         assert len(fake_slack.messages("C0ESC")) == 1
-    finally:
-        await http.aclose()
-        await runtime.stop()
-        runtime.engine.dispose()
 
 
 async def test_the_owner_changes_the_priority_from_the_card(bot: Bot) -> None:
@@ -146,10 +125,10 @@ async def test_the_owner_changes_the_priority_from_the_card(bot: Bot) -> None:
     card = await bot.card("Question about sizes", priority=":large_blue_circle: Low", by="set by Alice")
     assert "missed" not in fields(card)
     await asyncio.sleep(3.3)  # the normal target (3 s) would have passed; low is an hour
-    assert bot.slack.messages("C0ESC") == [] and events(bot, "target_missed") == []
+    assert bot.slack.messages("C0ESC") == [] and bot.events("target_missed") == []
     thread = " ".join(str(m.get("blocks")) for m in bot.slack.replies("C0CASES", card["ts"]))
     assert "Alice set the priority to Low (was Normal)" in thread
-    assert [e.detail for e in events(bot, "priority")] == [{"before": "normal", "after": "low"}]
+    assert [e.detail for e in bot.events("priority")] == [{"before": "normal", "after": "low"}]
 
 
 async def test_stats_show_targets_met_and_missed_and_a_rebuild_agrees(bot: Bot, receiver: FakeReceiver) -> None:
@@ -165,7 +144,7 @@ async def test_stats_show_targets_met_and_missed_and_a_rebuild_agrees(bot: Bot, 
     await bot.alice.submit(view, {block["block_id"]: {"reply_text": {"type": "plain_text_input", "value": "Hi!"}}})
     await bot.card("Quick one", sent="Reply by Alice sent")
     await bot.card("I want a refund", missed="target missed")
-    await eventually(lambda: len(events(bot, "target_met")) == 1 and len(events(bot, "target_missed")) == 1)
+    await eventually(lambda: len(bot.events("target_met")) == 1 and len(bot.events("target_missed")) == 1)
     answer = await bot.alice.command("stats")
     shown = str(answer.json())
     assert "*Within target*\\n50%" in shown and "*Targets missed*\\n1 high" in shown
