@@ -1,4 +1,5 @@
-"""Bluesky as a source: notifications and keyword searches polled, replies posted as the brand.
+"""Bluesky as a source: notifications and keyword searches polled, replies and public statements posted
+as the brand.
 
 Polling position. Bluesky lists notifications and search hits newest first, with an opaque cursor for
 *older* pages only, and a post can show up a little after newer ones (indexing is asynchronous and a
@@ -258,13 +259,15 @@ class SearchFeed(_WindowFeed):
 
 class BlueskySender:
     """Replies in the customer's thread: correct root and parent strong refs, the customer's @handle first
-    (a mention facet with byte offsets), and a record key derived from the idempotency key."""
+    (a mention facet with byte offsets), and a record key derived from the idempotency key. Public
+    statements are posts without `reply`, with the same record key protection."""
 
     platform = "bluesky"
 
     def __init__(self, *, client: BlueskyClient, max_graphemes: int = 300) -> None:
         self._client = client
         self.max_length = max_graphemes
+        self.announce_limit = max_graphemes
 
     def compose(self, *, reply_to: dict[str, Any], text: str) -> str:
         handle = str(reply_to.get("handle") or "")
@@ -272,17 +275,20 @@ class BlueskySender:
             return text
         return f"@{handle} {text}"
 
+    def _too_long(self, text: str, what: str, prefix: str = "") -> str | None:
+        count = grapheme_count(text)
+        if count > self.max_length:
+            return (f"Bluesky allows {self.max_length} characters per post{prefix}; this {what} has {count}. "
+                    f"Please shorten it by {count - self.max_length}.")
+        size = utf8_length(text)
+        if size > MAX_BYTES:
+            return f"Bluesky allows {MAX_BYTES} bytes per post; this {what} takes {size}. Please shorten it."
+        return None
+
     def check_text(self, *, reply_to: dict[str, Any], text: str) -> str | None:
         composed = self.compose(reply_to=reply_to, text=text)
-        count = grapheme_count(composed)
-        if count > self.max_length:
-            prefix = " (including the @handle the reply starts with)" if composed != text else ""
-            return (f"Bluesky allows {self.max_length} characters per post{prefix}; this reply has {count}. "
-                    f"Please shorten it by {count - self.max_length}.")
-        size = utf8_length(composed)
-        if size > MAX_BYTES:
-            return f"Bluesky allows {MAX_BYTES} bytes per post; this reply takes {size}. Please shorten it."
-        return None
+        prefix = " (including the @handle the reply starts with)" if composed != text else ""
+        return self._too_long(composed, "reply", prefix)
 
     def rule(self, *, reply_to: dict[str, Any], last_inbound_at: datetime | None) -> ReplyRule:
         return ReplyRule()
@@ -303,6 +309,22 @@ class BlueskySender:
         found = facets(composed, mentions={handle: did} if handle and did.startswith("did:") else {})
         if found:
             record["facets"] = found
+        return await self._publish(record, idempotency_key)
+
+    async def announce(self, *, text: str, idempotency_key: str) -> Delivery:
+        """A post of the brand's own: no `reply`, no @handle; links made clickable with facets."""
+        problem = self._too_long(text, "statement")
+        if problem:
+            raise SendError(problem, permanent=True)
+        record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": format_time(datetime.now(UTC))}
+        found = facets(text, mentions={})
+        if found:
+            record["facets"] = found
+        return await self._publish(record, idempotency_key)
+
+    async def _publish(self, record: dict[str, Any], idempotency_key: str) -> Delivery:
+        """createRecord under the record key of `idempotency_key`, so that a repeated attempt finds the post
+        of the earlier one instead of making a second."""
         rkey = record_key(idempotency_key)
         session = await self._client.session()
         try:
@@ -327,7 +349,7 @@ class BlueskySender:
             raise error from None
         if existing is None:
             raise error
-        log.info("Bluesky: the reply with record key %s was posted by an earlier attempt", rkey)
+        log.info("Bluesky: the post with record key %s was made by an earlier attempt", rkey)
         return str(existing.get("uri") or f"at://{did}/{POST}/{rkey}")
 
 

@@ -1,5 +1,6 @@
 """Replies for generic-webhook cases: POSTed, signed, to the `reply_url` the event carried (or the
-configured `default_reply_url` when it carried none)."""
+configured `default_reply_url` when it carried none). Public statements go to the `default_reply_url`,
+marked `"statement": true` and answering nobody."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class GenericSender:
         self._http = http
         self._secret = secret
         self.max_length = max_length
+        self.announce_limit = max_length
         self._default_url = default_reply_url
 
     def compose(self, *, reply_to: dict[str, Any], text: str) -> str:
@@ -32,12 +34,25 @@ class GenericSender:
         if not url:
             raise SendError("this event came without a reply_url, so there is nowhere to send the reply",
                             permanent=True)
-        body = json.dumps({"in_reply_to": reply_to.get("in_reply_to"), "conversation": reply_to.get("conversation"),
-                           "text": text, "idempotency_key": idempotency_key}).encode()
+        return await self._post(str(url), idempotency_key, {"in_reply_to": reply_to.get("in_reply_to"),
+                                                            "conversation": reply_to.get("conversation"),
+                                                            "text": text})
+
+    async def announce(self, *, text: str, idempotency_key: str) -> Delivery:
+        """A statement belongs to no event, so only the configured `default_reply_url` can take it."""
+        if not self._default_url:
+            raise SendError("sources.generic.default_reply_url is not set, so there is nowhere to send a "
+                            "public statement", permanent=True)
+        return await self._post(self._default_url, idempotency_key,
+                                {"statement": True, "in_reply_to": None, "conversation": None, "text": text})
+
+    async def _post(self, url: str, idempotency_key: str, fields: dict[str, Any]) -> Delivery:
+        """POSTs `fields` and the key, signed, with the Idempotency-Key header the receiver dedupes on."""
+        body = json.dumps({**fields, "idempotency_key": idempotency_key}).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
                    **signing.headers(self._secret, body)}
         try:
-            response = await self._http.post(str(url), content=body, headers=headers)
+            response = await self._http.post(url, content=body, headers=headers)
         except httpx.HTTPError as error:
             raise network_error(error, "reply_url") from None
         if not response.is_success:

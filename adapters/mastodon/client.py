@@ -75,11 +75,15 @@ class MastodonClient:
         answer = response.json()
         return answer if isinstance(answer, dict) else {}
 
-    async def post_status(self, *, status: str, in_reply_to_id: str, visibility: str,
+    async def post_status(self, *, status: str, in_reply_to_id: str | None, visibility: str,
                           idempotency_key: str) -> dict[str, Any]:
+        """POST /api/v1/statuses: a reply, or (in_reply_to_id None) a status of the brand's own. Mastodon
+        answers a repeated Idempotency-Key (within an hour) with the first status instead of a new one."""
         if self.pause_left():
             raise SendError("Mastodon rate limit", permanent=False, retry_after=self.pause_left())
-        form = {"status": status, "in_reply_to_id": in_reply_to_id, "visibility": visibility}
+        form = {"status": status, "visibility": visibility}
+        if in_reply_to_id is not None:
+            form["in_reply_to_id"] = in_reply_to_id
         headers = {**self._headers, "Idempotency-Key": idempotency_key}
         try:
             response = await self._http.post(f"{self._base}/api/v1/statuses", data=form, headers=headers)

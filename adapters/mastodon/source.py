@@ -1,4 +1,5 @@
-"""Mastodon as a source: a polled feed of mentions with a stored cursor, and a sender for replies."""
+"""Mastodon as a source: a polled feed of mentions with a stored cursor, and a sender for replies and public
+statements."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class MastodonSender:
     def __init__(self, *, client: MastodonClient, max_length: int) -> None:
         self._client = client
         self.max_length = max_length
+        self.announce_limit = max_length
 
     def compose(self, *, reply_to: dict[str, Any], text: str) -> str:
         """A reply must name the customer itself, or Mastodon does not thread or notify it."""
@@ -41,6 +43,13 @@ class MastodonSender:
         status = await self._client.post_status(
             status=self.compose(reply_to=reply_to, text=text), in_reply_to_id=str(status_id),
             visibility="direct" if visibility == "direct" else visibility, idempotency_key=idempotency_key)
+        return Delivery(platform_id=str(status.get("id")), url=status.get("url") or status.get("uri"))
+
+    async def announce(self, *, text: str, idempotency_key: str) -> Delivery:
+        """A public status of the brand's own (no reply target, no @acct prefix), with the same
+        Idempotency-Key protection as a reply."""
+        status = await self._client.post_status(status=text, in_reply_to_id=None, visibility="public",
+                                                idempotency_key=idempotency_key)
         return Delivery(platform_id=str(status.get("id")), url=status.get("url") or status.get("uri"))
 
 

@@ -211,10 +211,14 @@ class XClient:
         return await self._call("GET", "/2/dm_events", endpoint="dm_events", auth="user", what="X DM events",
                                 params=params)
 
-    async def create_post(self, *, text: str, in_reply_to: str) -> Json:
-        """POST /2/tweets as a reply; answers {"data": {"id", "text"}}."""
-        return await self._call("POST", "/2/tweets", endpoint="tweets:create", auth="user", what="X reply",
-                                body={"text": text, "reply": {"in_reply_to_tweet_id": in_reply_to}})
+    async def create_post(self, *, text: str, in_reply_to: str | None) -> Json:
+        """POST /2/tweets as a reply, or (in_reply_to None) a post of the brand's own; answers
+        {"data": {"id", "text"}}."""
+        body: Json = {"text": text}
+        if in_reply_to is not None:
+            body["reply"] = {"in_reply_to_tweet_id": in_reply_to}
+        return await self._call("POST", "/2/tweets", endpoint="tweets:create", auth="user",
+                                what="X reply" if in_reply_to is not None else "X statement", body=body)
 
     async def send_dm(self, *, participant_id: str, text: str) -> Json:
         """POST /2/dm_conversations/with/:participant_id/messages; answers {"data": {"dm_event_id", ...}}."""

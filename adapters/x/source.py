@@ -1,4 +1,5 @@
-"""X as a source: mentions, DMs and keyword search polled; replies posted and DMs sent as the brand.
+"""X as a source: mentions, DMs and keyword search polled; replies and public statements posted and DMs
+sent as the brand.
 
 Feeds (each with its own stored cursor):
 - `x:mentions` — GET /2/users/:id/mentions (user token);
@@ -255,7 +256,8 @@ SUMMONED_ONLY = ("X lets self-serve API plans reply only to posts that @mention 
 
 class XPostSender:
     """Replies as posts (POST /2/tweets with reply.in_reply_to_tweet_id). X shows the reply in the thread
-    with the customer named above it, so the text goes as written."""
+    with the customer named above it, so the text goes as written. Public statements are posts without a
+    reply target, under the same rules."""
 
     platform = "x"
 
@@ -263,17 +265,21 @@ class XPostSender:
         self._client = client
         self._brand = brand
         self.max_length = max_length
+        self.announce_limit = max_length
         self._unconfirmed: set[str] = set()
 
     def compose(self, *, reply_to: dict[str, Any], text: str) -> str:
         return text
 
-    def check_text(self, *, reply_to: dict[str, Any], text: str) -> str | None:
+    def _too_long(self, text: str, what: str) -> str | None:
         length = weighted_length(text)
         if length <= self.max_length:
             return None
-        return (f"X counts this reply as {length} characters (links count 23, emoji and CJK characters 2); "
+        return (f"X counts this {what} as {length} characters (links count 23, emoji and CJK characters 2); "
                 f"the limit is {self.max_length}.")
+
+    def check_text(self, *, reply_to: dict[str, Any], text: str) -> str | None:
+        return self._too_long(text, "reply")
 
     def rule(self, *, reply_to: dict[str, Any], last_inbound_at: datetime | None) -> ReplyRule:
         return ReplyRule(notice=SUMMONED_ONLY) if reply_to.get("summoned") is False else ReplyRule()
@@ -283,21 +289,29 @@ class XPostSender:
         tweet_id = str(reply_to.get("tweet_id") or "")
         if not tweet_id.isdigit():
             raise SendError("X: the customer's post id is unknown", permanent=True)
-        problem_text = self.check_text(reply_to=reply_to, text=text)
+        return await self._post(text=text, in_reply_to=tweet_id, idempotency_key=idempotency_key, what="reply")
+
+    async def announce(self, *, text: str, idempotency_key: str) -> Delivery:
+        """A post of the brand's own (POST /2/tweets with only the text)."""
+        return await self._post(text=text, in_reply_to=None, idempotency_key=idempotency_key, what="statement")
+
+    async def _post(self, *, text: str, in_reply_to: str | None, idempotency_key: str, what: str) -> Delivery:
+        problem_text = self._too_long(text, what)
         if problem_text:
             raise SendError(problem_text, permanent=True)
         try:
-            answer = await self._client.create_post(text=text, in_reply_to=tweet_id)
+            answer = await self._client.create_post(text=text, in_reply_to=in_reply_to)
         except Ambiguous:
             self._unconfirmed.add(idempotency_key)  # a retry of the same text is refused by X if it was posted
             raise
         except SendError as error:
             if error.permanent and "duplicate" in error.message.lower():
+                where = "the thread" if in_reply_to is not None else "the brand's posts"
                 raise SendError(
-                    "X refused this reply as a duplicate of one the brand already posted"
+                    f"X refused this {what} as a duplicate of one the brand already posted"
                     + (" (probably by the earlier attempt, whose answer was lost)" if idempotency_key in
                        self._unconfirmed else "")
-                    + ": check the thread on X before you retry or rephrase.", permanent=True) from None
+                    + f": check {where} on X before you retry or rephrase.", permanent=True) from None
             raise
         self._unconfirmed.discard(idempotency_key)
         data = answer.get("data")

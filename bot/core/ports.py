@@ -47,6 +47,19 @@ class ReplyChecks(Protocol):
     def rule(self, *, reply_to: dict[str, Any], last_inbound_at: datetime | None) -> ReplyRule: ...
 
 
+@runtime_checkable
+class Announces(Protocol):
+    """Optional on a Sender: the platform lets the brand post a public statement (a post of its own, not a reply).
+
+    Used when a team answers a storm of complaints once, for everyone ("We know the app is down, fix by
+    14:00"). Exactly once per idempotency key, like `send`."""
+
+    announce_limit: int
+    """Characters the statement may have on this platform."""
+
+    async def announce(self, *, text: str, idempotency_key: str) -> Delivery: ...
+
+
 @dataclass(frozen=True)
 class Page:
     """One fetch of a polled feed: the new items (oldest first) and the position to store with them."""
