@@ -141,11 +141,11 @@ async def test_the_oncall_user_group_follows_the_rotation(database_url: str, fak
     config = bot_config(oncall={
         "rotations": [{"name": "primary", "people": ["U0BOB", "U0DAN"], "start": start.isoformat(), "length": "1d",
                        "timezone": "UTC"}],
-        "overrides": [{"who": "U0ERIN", "from": (start + timedelta(hours=1, seconds=2)).isoformat(),
+        "overrides": [{"who": "U0ERIN", "from": (start + timedelta(hours=1, seconds=6)).isoformat(),
                        "to": (start + timedelta(hours=3)).isoformat()}],
         "usergroup": "S0ONCALL"})
     async with running_bot(database_url, fake_slack, config, target_sweep_every=0.2):
         await fake_slack.wait_for_async(lambda: fake_slack.usergroup("S0ONCALL") == ["U0BOB"])
-        await fake_slack.wait_for_async(lambda: fake_slack.usergroup("S0ONCALL") == ["U0ERIN"], timeout=10)
+        await fake_slack.wait_for_async(lambda: fake_slack.usergroup("S0ONCALL") == ["U0ERIN"], timeout=15)
         updates = fake_slack.calls("usergroups.users.update")
         assert [c["params"]["users"] for c in updates] == ["U0BOB", "U0ERIN"]  # once per change, not per sweep
