@@ -104,6 +104,10 @@ class Runtime:
             released = await asyncio.to_thread(self.outbox.release_leases)
             if released:
                 log.info("resuming %d delivery(ies) interrupted by the last stop", released)
+        if self.services.storms is not None:  # the storm detector picks up where the last run left it
+            warmed = await asyncio.to_thread(self.services.storms.warm, self.engine)
+            if warmed:
+                log.info("storm detector: replayed %d new case(s) of the last window", warmed)
         self.scheduler.start()
         self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
         self.tasks.append(asyncio.create_task(self.services.watch_targets(self.target_sweep_every, self._stopping),
@@ -175,7 +179,7 @@ def build(settings: Settings, config: Config, env: Mapping[str, str] | None = No
                                     ingest=services.ingest, load_cursor=services.cursor,
                                     may_poll=_may_poll(leader), report=services.notify_admin))
 
-    handlers: Handlers = {("", Effect.SEND): SendHandler(engine=engine, senders=senders)}
+    handlers: Handlers = {("", Effect.SEND): SendHandler(engine=engine, senders=senders, config=config)}
     client: AsyncWebClient | None = None
     bolt: AsyncApp | None = None
     desk: SlackDesk | None = None

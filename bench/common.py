@@ -100,10 +100,13 @@ async def start_fake_slack(log_dir: Path) -> tuple[Child, str]:
     return child, url
 
 
-async def start_bot(log_dir: Path, database_url: str, slack_url: str, *, slack_pace: float) -> tuple[Child, str]:
-    """The real app (app.build) on uvicorn in its own process; returns (child, http://127.0.0.1:PORT)."""
+async def start_bot(log_dir: Path, database_url: str, slack_url: str, *, slack_pace: float,
+                    config: dict[str, Any] | None = None) -> tuple[Child, str]:
+    """The real app (app.build) on uvicorn in its own process; returns (child, http://127.0.0.1:PORT).
+    `config`: top-level configuration keys added to the benchmark's configuration (e.g. storms)."""
+    extra = ["--config-json", json.dumps(config)] if config else []
     child = Child("bot", "--database-url", database_url, "--slack-url", slack_url, "--slack-pace", str(slack_pace),
-                  log_dir=log_dir)
+                  *extra, log_dir=log_dir)
     port = await child.start()
     return child, f"http://127.0.0.1:{port}"
 

@@ -80,14 +80,14 @@ async def serve(app: Any) -> None:
 
 # ---- the real bot ---------------------------------------------------------------------------------------------
 
-def build_bot(database_url: str, slack_url: str, slack_pace: float) -> Any:
+def build_bot(database_url: str, slack_url: str, slack_pace: float, extra: dict[str, Any] | None = None) -> Any:
     from app import build
     from bot.config import Settings, config_from_mapping
 
     settings = Settings(database_url=database_url, slack_bot_token=SLACK_TOKEN, slack_signing_secret=SIGNING_SECRET,
                         slack_api_url=slack_url, host="127.0.0.1", port=0)
     env = {"GENERIC_WEBHOOK_SECRET": GENERIC_SECRET}
-    return build(settings, config_from_mapping(bench_config()), env, slack_pace=slack_pace)
+    return build(settings, config_from_mapping({**bench_config(), **(extra or {})}), env, slack_pace=slack_pace)
 
 
 # ---- floor: the same work as the webhook, and nothing else -------------------------------------------------------
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--slack-url")
     parser.add_argument("--slack-pace", type=float, default=1.0)
     parser.add_argument("--profile")
+    parser.add_argument("--config-json", help="top-level configuration keys to add (JSON), e.g. storms")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.mode == "slack":
@@ -210,7 +211,10 @@ def main() -> None:
     # uvicorn handles SIGTERM, then re-raises it after a clean shutdown: let that re-raise end main() normally.
     signal.signal(signal.SIGTERM, lambda *_: None)
     if args.mode == "bot":
-        app = build_bot(args.database_url, args.slack_url, args.slack_pace).web
+        import json
+
+        extra = json.loads(args.config_json) if args.config_json else None
+        app = build_bot(args.database_url, args.slack_url, args.slack_pace, extra).web
     elif args.mode == "floor":
         app = floor_app(args.db)
     else:

@@ -371,6 +371,49 @@ class AwayMessage(_Strict):
     """Only on these platforms (e.g. [x, facebook]); default: every platform."""
 
 
+DEFAULT_REPLY_PACE = {"x": 6.0, "mastodon": 1.5, "bluesky": 25.0, "facebook": 60.0, "instagram": 60.0,
+                      "google": 60.0, "generic": 600.0}
+"""Replies per minute per platform for Reply to all, below each platform's posting limit for one account: X's
+100 posts per 15 minutes (leaving room for the team's own replies), Mastodon's 300 statuses per 3 hours, Bluesky's
+5,000 points per hour at 3 points per post, Meta's and Google's per-hour call budgets."""
+
+
+class StormsConfig(_Strict):
+    """Grouping storms: `threshold` alike new items within `window` become one incident card."""
+
+    threshold: int = Field(default=10, ge=2)
+    window: Duration = 900.0
+    keywords: list[Annotated[str, Field(min_length=1)]] = []
+    """Words or phrases that make items alike when they share one (e.g. outage, "app down")."""
+    ignore: list[Annotated[str, Field(min_length=1)]] = []
+    """Never grouped on: the brand's own hashtags and sites ("#acme", "acme.com"), which many unrelated items carry."""
+    update_every: Duration = 5.0
+    """The incident card is updated at most this often, however fast members join."""
+    reply_pace: dict[str, Annotated[float, Field(gt=0)]] = {}
+    """Replies per minute per platform for Reply to all (defaults: DEFAULT_REPLY_PACE)."""
+
+    def pace(self, platform: str) -> float:
+        return float(self.reply_pace.get(platform, DEFAULT_REPLY_PACE.get(platform, 60.0)))
+
+    def ignored_features(self) -> list[str]:
+        """`ignore` as detector features: "#acme" → tag:acme, "acme.com/x" → link:acme.com/x, a word → kw:word."""
+        import unicodedata
+
+        features = []
+        for entry in self.ignore:
+            text = unicodedata.normalize("NFKC", entry.strip()).casefold()
+            if ":" in text and text.split(":", 1)[0] in ("tag", "link", "kw", "dup"):
+                features.append(text)
+            elif text.startswith("#"):
+                features.append("tag:" + text[1:])
+            elif "." in text or "/" in text:
+                link = text.split("://", 1)[-1].removeprefix("www.").rstrip("/")
+                features.append("link:" + link)
+            else:
+                features.append("kw:" + text)
+        return features
+
+
 class Config(_Strict):
     slack: SlackConfig | None = None
     teams: TeamsConfig | None = None
@@ -387,6 +430,8 @@ class Config(_Strict):
     away_message: AwayMessage | None = None
     escalation: list[EscalationLevel] = []
     """The escalation policy; empty: an escalation pings slack.oncall / teams.oncall once, as before."""
+    storms: StormsConfig | None = None
+    """Grouping storms into incidents; None: every case gets its own card."""
 
     @field_validator("escalation")
     @classmethod

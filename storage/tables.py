@@ -78,6 +78,52 @@ class CaseRow(SQLModel, table=True):
     acked_by: str | None = Field(default=None, max_length=200)
     acked_name: str | None = Field(default=None, max_length=200)
     acked_at: datetime | None = None
+    incident_id: int | None = Field(default=None, index=True)
+    """The storm this case was grouped into (bot.services.incidents); None: a case of its own (or split off)."""
+
+
+class IncidentRow(SQLModel, table=True):
+    """A storm: many new cases that look alike (a hashtag, a link, keywords, near-duplicate text), shown as one
+    incident card with the members in its thread. Counters are kept here (bumped as members join) so the card
+    never counts thousands of rows."""
+
+    __tablename__ = "incidents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True)
+    """The detector's key (`<feature>@<opening time>`): the same storm seen again after a restart finds its row."""
+    feature: str = Field(max_length=300, index=True)
+    label: str = Field(max_length=300)
+    status: str = Field(default="open", max_length=20)
+    """open → resolved (Resolve all)."""
+    lead_case_id: int = Field(index=True)
+    """The first member: its platform and kind route the incident card, and the incident's chat effects queue
+    behind that case's (so they go out in order and never concurrently)."""
+    channel: str = Field(max_length=40)
+    count: int = 0
+    """Members now (split-off cases no longer count)."""
+    platforms: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    minutes: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """New members per UTC minute (epoch minute → count), the last `TREND_MINUTES` minutes."""
+    samples: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    first_at: datetime = Field(default_factory=utcnow)
+    last_at: datetime = Field(default_factory=utcnow)
+    card_at: datetime | None = None
+    """When the incident card was last posted or updated: updates come at most every `storms.update_every`."""
+    reply_text: str | None = None
+    """Reply to all: the personal reply template ({first_name}); set once, and members who join later get it too."""
+    statement: str | None = None
+    """Reply to all: the public statement, posted once per platform that allows one."""
+    reply_by: str | None = Field(default=None, max_length=40)
+    reply_name: str | None = Field(default=None, max_length=200)
+    reply_at: datetime | None = None
+    paced: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """Reply to all: per platform, the next free sending slot (ISO time), so replies to members who join later
+    queue behind the others at the platform's pace."""
+    resolved_by: str | None = Field(default=None, max_length=40)
+    resolved_name: str | None = Field(default=None, max_length=200)
+    resolved_at: datetime | None = None
+    note: str | None = None
 
 
 class ItemRow(SQLModel, table=True):

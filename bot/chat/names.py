@@ -21,6 +21,11 @@ CHECKIN_SKIP = "followup.skip"
 SAVED_REPLY = "reply.saved"
 PRIORITY = "case.priority"
 ACKNOWLEDGE = "case.acknowledge"
+REPLY_ALL = "incident.reply_all"
+"""Incident card: open the Reply to all form (value: the incident id)."""
+RESOLVE_ALL = "incident.resolve_all"
+SPLIT = "incident.split"
+"""A member line in the incident's thread, or a member's own card: the case becomes its own again (value: case id)."""
 
 PLATFORM_NAMES = {"mastodon": "Mastodon", "generic": "Webhook", "x": "X", "facebook": "Facebook",
                   "instagram": "Instagram", "bluesky": "Bluesky", "google": "Google reviews"}

@@ -50,6 +50,10 @@ class Action(StrEnum):
     PAGE = "page"
     ACKNOWLEDGE = "acknowledge"
     AWAY = "away"
+    GROUPED = "grouped"
+    SPLIT = "split"
+    REPLY_ALL = "reply_all"
+    RESOLVE_ALL = "resolve_all"
 
 
 class ReplyStatus(StrEnum):

@@ -54,6 +54,57 @@ class CaseView:
     acked_name: str | None = None
     awaiting_ack: bool = False
     """Escalated under the escalation policy and nobody has acknowledged yet (the card offers Acknowledge)."""
+    incident_id: int | None = None
+    """Grouped into this incident (a storm): the card points to the incident card and offers Split."""
+    incident_label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """One member of an incident, as its thread lists it."""
+
+    case_id: int
+    platform: str
+    customer_name: str
+    customer_handle: str
+    text: str
+    url: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """What any desk shows for an incident (a storm of alike cases)."""
+
+    id: int
+    label: str
+    status: str
+    channel: str
+    teams_channel: str
+    lead_case_id: int
+    count: int
+    platforms: list[tuple[str, int]]
+    """Members per platform, most first."""
+    per_minute: list[int]
+    """New members per minute, the last 15 minutes up to now (last: the current minute)."""
+    first_at: datetime
+    last_at: datetime
+    samples: list[str]
+    reply_text: str | None
+    statement: str | None
+    reply_name: str | None
+    replies_sent: int
+    replies_failed: int
+    replies_queued: int
+    statements: list[tuple[str, str, str | None]]
+    """(platform, status, url) of the public statement per platform."""
+    resolved_name: str | None
+    resolved_at: datetime | None
+    note: str | None
+    actions: tuple[str, ...]
+    """reply_all (until a reply to all was sent), resolve_all (while open)."""
+    can_announce: tuple[str, ...] = ()
+    """Platforms of the members where a public statement is possible."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +130,5 @@ class StatsView:
     ack_median_s: float | None = None
     """Median time from an escalation to its acknowledgement (those acknowledged in the period)."""
     acks: int = 0
+    incidents: list[tuple[str, int, str]] = field(default_factory=list)
+    """Incidents (storms) that began in the period, largest first: (label, members, status)."""

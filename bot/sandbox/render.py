@@ -34,6 +34,8 @@ EMOJI: dict[str, str] = {
     "white_circle": "\u26aa",
     "raised_hand": "\u270b",
     "pager": "\U0001f4df",
+    "cyclone": "\U0001f300",
+    "outbox_tray": "\U0001f4e4",
     # a few common ones
     "large_green_circle": "\U0001f7e2",
     "red_circle": "\U0001f534",

@@ -21,9 +21,10 @@ from bot.config import Config
 from bot.core.errors import InvalidInput
 from bot.core.model import Item
 from bot.core.ports import ReplyChecks, ReplyRule, Sender
-from bot.core.view import CaseView, StatsView
-from bot.services import cases, followups, paging, stats, targets
+from bot.core.view import CaseView, IncidentView, MemberView, StatsView
+from bot.services import cases, followups, incident_actions, incidents, paging, stats, targets
 from bot.services.cases import Actor
+from bot.services.incidents import Storms
 from bot.services.ingest import Accepted, IngestBatcher, ingest, load_cursor
 from bot.services.records import Effect, enqueue, load_case
 from storage.db import transaction
@@ -42,7 +43,8 @@ class Services:
         self.senders = senders
         self._notify = notify
         self.scheduler = scheduler
-        self._batcher = IngestBatcher(lambda items: ingest(engine, items, config=config))
+        self.storms = Storms(config.storms) if config.storms is not None else None
+        self._batcher = IngestBatcher(lambda items: ingest(engine, items, config=config, storms=self.storms))
 
     def set_notify(self, notify: Callable[[], None]) -> None:
         self._notify = notify
@@ -72,9 +74,24 @@ class Services:
             except Exception:
                 log.exception("the response-target sweep failed; trying again")
             try:
+                await self.sweep_incidents()
+            except Exception:
+                log.exception("the incident check-in sweep failed; trying again")
+            try:
                 await asyncio.wait_for(stopping.wait(), timeout=every)
             except TimeoutError:
                 pass
+
+    async def sweep_incidents(self) -> int:
+        """Check-ins of incident members resolved together that are due: sent without a prompt each."""
+        def work() -> int:
+            with transaction(self.engine) as session:
+                return incident_actions.send_due_checkins(session, utcnow())
+
+        sent = await asyncio.to_thread(work)
+        if sent:
+            self._notify()
+        return sent
 
     async def notify_admin(self, text: str) -> None:
         """A message for the admin channel, delivered through the outbox like everything else."""
@@ -83,7 +100,8 @@ class Services:
     # inbound
     async def ingest(self, items: list[Item], *, cursor: tuple[str, str] | None = None) -> list[Accepted]:
         """A polled page (and its cursor) in one transaction."""
-        result = await asyncio.to_thread(ingest, self.engine, items, config=self.config, cursor=cursor)
+        result = await asyncio.to_thread(ingest, self.engine, items, config=self.config, cursor=cursor,
+                                         storms=self.storms)
         if any(not r.duplicate for r in result):
             self._notify()
         return result
@@ -175,6 +193,25 @@ class Services:
 
     async def skip_checkin(self, followup_id: int, actor: Actor) -> None:
         await self._run(lambda s: followups.skip(s, followup_id, actor))
+
+    # incidents (storms)
+    async def reply_to_all(self, incident_id: int, actor: Actor, template: str, statement: str = "") -> int:
+        return await self._run(lambda s: incident_actions.reply_to_all(
+            s, incident_id, actor, template, statement, config=self.config, senders=self.senders, now=utcnow()))
+
+    async def split(self, case_id: int, actor: Actor) -> None:
+        await self._run(lambda s: incident_actions.split(s, case_id, actor, config=self.config, now=utcnow()))
+
+    async def resolve_all(self, incident_id: int, actor: Actor, note: str = "") -> int:
+        return await self._run(lambda s: incident_actions.resolve_all(
+            s, incident_id, actor, note, config=self.config, senders=self.senders, now=utcnow()))
+
+    async def incident_view(self, incident_id: int) -> IncidentView:
+        announcing = incident_actions.announcers(self.senders)
+        return await self.read(lambda s: incidents.incident_view(s, incident_id, self.config, announcing))
+
+    async def members_after(self, incident_id: int, desk: str, limit: int) -> list[MemberView]:
+        return await self.read(lambda s: incidents.members_after(s, incident_id, desk, limit))
 
     # reads for desks
     async def view(self, case_id: int) -> CaseView:

@@ -22,7 +22,7 @@ from bot.core.view import CaseView, ReplyView
 from bot.services import paging, rollups, targets
 from bot.services.ingest import cancel_followups
 from bot.services.records import Effect, audit, desk_of_person, enqueue, load_case, refresh_card
-from storage.tables import CaseRow, FollowupRow, ItemRow, ReplyRow, as_utc, utcnow
+from storage.tables import CaseRow, FollowupRow, IncidentRow, ItemRow, ReplyRow, as_utc, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +185,17 @@ def set_priority(session: Session, case_id: int, actor: Actor, priority: str, *,
     return case
 
 
-def resolve(session: Session, case_id: int, actor: Actor, note: str, *, config: Config) -> list[FollowupRow]:
-    """Resolve and schedule the configured check-ins; the caller hands the rows to the scheduler."""
+def resolve(session: Session, case_id: int, actor: Actor, note: str, *, config: Config, show: bool = True,
+            check_owner: bool = True) -> list[FollowupRow]:
+    """Resolve and schedule the configured check-ins; the caller hands the rows to the scheduler.
+
+    Resolve all (an incident) passes `check_owner=False` (it acts for the team) and `show=False` for members that
+    never had a card of their own."""
     case = load_case(session, case_id, for_update=True)
     if case.status == Status.RESOLVED:
         raise ActionError(f"Case #{case.id} is already resolved.")
-    _require_owner_or_free(case, actor, "resolve")
+    if check_owner:
+        _require_owner_or_free(case, actor, "resolve")
     now = utcnow()
     case.status, case.resolved_at, case.resolved_by = Status.RESOLVED, now, actor.id
     targets.stop_target(case)  # nothing is owed to a resolved case
@@ -207,7 +212,10 @@ def resolve(session: Session, case_id: int, actor: Actor, note: str, *, config: 
     rollups.bump(session, day=day, metric=rollups.RESOLVED, dim1=case.platform, dim2=case.kind)
     rollups.bump(session, day=day, metric=rollups.RESOLUTION, dim1=rollups.bucket(case.resolution_s))
     rollups.bump(session, day=day, metric=rollups.PERSON_RESOLVE, dim1=actor.id, label=actor.name)
-    refresh_card(session, case, f"{actor.name} resolved the case.", quote=case.resolution_note)
+    if show:
+        refresh_card(session, case, f"{actor.name} resolved the case.", quote=case.resolution_note)
+    else:
+        session.add(case)
     followups = []
     for position, followup in enumerate(config.followups):
         row = FollowupRow(case_id=case.id or 0, cycle=case.cycle, position=position, text=followup.text,
@@ -241,7 +249,8 @@ def case_view(session: Session, case_id: int) -> CaseView:
         select(func.count()).select_from(ItemRow).where(ItemRow.case_id == case_id, ItemRow.direction == "in")
     ).one()
     last = session.exec(
-        select(ReplyRow).where(ReplyRow.case_id == case_id).order_by(col(ReplyRow.id).desc()).limit(1)
+        select(ReplyRow).where(ReplyRow.case_id == case_id, ReplyRow.kind != "statement")
+        .order_by(col(ReplyRow.id).desc()).limit(1)
     ).first()
     last_reply = (
         ReplyView(id=last.id or 0, kind=last.kind, status=last.status, text=last.text,
@@ -256,6 +265,11 @@ def case_view(session: Session, case_id: int) -> CaseView:
         actions = ("claim", "reply", "escalate", "resolve")
     if last_reply and last_reply.status == ReplyStatus.FAILED and case.status != Status.RESOLVED:
         actions += ("retry",)
+    incident_label = None
+    if case.incident_id is not None:
+        actions += ("split",)
+        incident = session.get(IncidentRow, case.incident_id)
+        incident_label = incident.label if incident else None
     return CaseView(
         id=case.id or 0, platform=case.platform, kind=case.kind, status=case.status, channel=case.channel,
         customer_name=case.customer_name, customer_handle=case.customer_handle,
@@ -269,6 +283,7 @@ def case_view(session: Session, case_id: int) -> CaseView:
         page_level=case.page_level, acked_name=case.acked_name,
         awaiting_ack=bool(case.escalated and case.page_level and case.acked_at is None
                           and case.status != Status.RESOLVED),
+        incident_id=case.incident_id, incident_label=incident_label,
     )
 
 

@@ -20,7 +20,7 @@ from bot.core.model import Action, Status, first_name_of
 from bot.services.cases import Actor, _queue_message
 from bot.services.records import Effect, audit, enqueue, load_case
 from storage.db import transaction
-from storage.tables import FollowupRow
+from storage.tables import CaseRow, FollowupRow
 
 log = logging.getLogger("socialops.followups")
 
@@ -112,8 +112,10 @@ def skip(session: Session, followup_id: int, actor: Actor) -> FollowupRow:
 
 
 def scheduled(engine: Engine) -> list[FollowupRow]:
+    """Check-ins waiting for their job (those of incident members are sent by the incident sweep instead)."""
     with transaction(engine, write=False) as session:
-        return list(session.exec(select(FollowupRow).where(FollowupRow.status == "scheduled")
+        return list(session.exec(select(FollowupRow).join(CaseRow, col(CaseRow.id) == col(FollowupRow.case_id))
+                                 .where(FollowupRow.status == "scheduled", col(CaseRow.incident_id).is_(None))
                                  .order_by(col(FollowupRow.due_at))))
 
 

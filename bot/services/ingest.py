@@ -30,6 +30,7 @@ from bot.config import Config
 from bot.core.model import Action, Item, Status
 from bot.core.priority import REPEAT_WINDOW_DAYS, Signals, rank
 from bot.services import rollups, targets
+from bot.services.incidents import Grouping, Storms
 from bot.services.records import Effect, audit, desks_for, enqueue
 from storage.db import transaction
 from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, ReplyRow, as_utc, utcnow
@@ -126,12 +127,13 @@ class _Writes:
         self.events, self.outbox, self.counts = [], [], Counter()
 
 
-def ingest_one(session: Session, item: Item, *, config: Config) -> Accepted:
+def ingest_one(session: Session, item: Item, *, config: Config, storms: Storms | None = None) -> Accepted:
     """One item in the caller's transaction. A duplicate changes nothing."""
-    return ingest_many(session, [item], config=config)[0]
+    return ingest_many(session, [item], config=config, storms=storms)[0]
 
 
-def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[Accepted]:
+def ingest_many(session: Session, items: list[Item], *, config: Config, storms: Storms | None = None
+                ) -> list[Accepted]:
     """Items in the caller's transaction, in order, with a handful of statements whatever their number.
 
     Cases are opened with one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`, the rest found
@@ -181,6 +183,7 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
     resolved = {int(row.id): row for row in existing.values() if row.status == Status.RESOLVED}
     existing_by_id = {int(row.id): row for row in existing.values()}
     started: set[int] = set()
+    grouping = Grouping(storms, config, now) if storms is not None else None
     for item, key in zip(items, keys, strict=True):
         case_id = case_of[key]
         if stored.pop((item.platform, item.platform_id), None) is None:  # not stored, or stored for a twin
@@ -189,11 +192,13 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
         if key in opened and case_id not in has_messages:
             has_messages.add(case_id)
             writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
+            writes.counts[(rollups.day_of(now), rollups.NEW, item.platform, str(item.kind))] += 1
+            results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False))
+            if grouping is not None and grouping.observe(case_id, item):
+                continue  # a member of a storm: listed in the incident's thread, no card of its own
             if away.applies(item):
                 away_cases.append((case_id, item))
             writes.outbox += _outbox(case_id, Effect.CARD, now, desks)
-            writes.counts[(rollups.day_of(now), rollups.NEW, item.platform, str(item.kind))] += 1
-            results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False))
             continue
         has_messages.add(case_id)
         row = resolved.pop(case_id, None)  # a second message in this batch finds the case open again
@@ -219,6 +224,8 @@ def ingest_many(session: Session, items: list[Item], *, config: Config) -> list[
         connection.execute(CASES.delete().where(CASES.c.id.in_(orphans)))
         results = [r if r.case_id not in orphans else Accepted(r.platform_id, None, True) for r in results]
     writes.flush(session)
+    if grouping is not None:
+        grouping.write(session, desks, set(opened.values()))
     for case_id, item in away_cases:
         away.send(session, case_id, item)
     return results
@@ -333,13 +340,14 @@ def cancel_followups(session: Session, case_id: int | None) -> None:
 
 
 def ingest(
-    engine: Engine, items: list[Item], *, config: Config, cursor: tuple[str, str] | None = None
+    engine: Engine, items: list[Item], *, config: Config, cursor: tuple[str, str] | None = None,
+    storms: Storms | None = None,
 ) -> list[Accepted]:
     """All items (and the polling cursor) in one transaction; should any item fail unexpectedly, each is
     retried in a transaction of its own so that one bad item never holds back the others."""
     try:
         with transaction(engine) as session:
-            results = ingest_many(session, items, config=config)
+            results = ingest_many(session, items, config=config, storms=storms)
             if cursor is not None:
                 save_cursor(session, *cursor)
             return results
@@ -350,7 +358,7 @@ def ingest(
     results = []
     for item in items:
         with transaction(engine) as session:
-            results.append(ingest_one(session, item, config=config))
+            results.append(ingest_one(session, item, config=config, storms=storms))
     if cursor is not None:
         with transaction(engine) as session:
             save_cursor(session, *cursor)

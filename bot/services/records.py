@@ -32,6 +32,10 @@ class Effect:
     """Set a Slack user group's members to whoever is on call now (oncall.usergroup)."""
     HANDOFF = "handoff"
     """Announce an on-call hand-off in the escalation channel (who is on call now, until when)."""
+    INCIDENT = "incident"
+    """Post or update an incident card (a storm); payload incident_id. Coalesced: one pending per desk."""
+    MEMBERS = "members"
+    """List the next members of an incident in its card's thread (a digest); payload incident_id."""
 
 
 def audit(

@@ -19,7 +19,7 @@ from bot.core.errors import InvalidInput
 from bot.core.model import Status
 from bot.core.priority import PRIORITIES
 from bot.core.view import StatsView
-from bot.services import rollups
+from bot.services import incidents, rollups
 from storage.db import transaction
 from storage.tables import CaseRow, DailyCountRow, utcnow
 
@@ -104,6 +104,7 @@ def compute(session: Session, period: str = "today", *, now: datetime | None = N
         ack_median_s=rollups.percentile(buckets(rollups.ACK), 0.5), acks=total(rollups.ACK),
         missed_by_priority=[(p, totals[rollups.TARGET_MISSED].get((p, ""), 0)) for p in PRIORITIES
                             if totals[rollups.TARGET_MISSED].get((p, ""), 0)],
+        incidents=incidents.stats(session, period_start(period, now)),
     )
 
 

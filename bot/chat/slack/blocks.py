@@ -20,11 +20,14 @@ from bot.chat.names import (
     RELEASE,
     REOPEN,
     REPLY,
+    REPLY_ALL,
     RESOLVE,
+    RESOLVE_ALL,
     RETRY,
     SAVED_REPLY,
     SLACK_PINGABLE,
     SLACK_USER,
+    SPLIT,
     TAKE_OVER,
     duration,
     kind_name,
@@ -32,11 +35,15 @@ from bot.chat.names import (
     platform_name,
 )
 from bot.chat.slack.mrkdwn import cut, escape, escape_plain, link, quote
-from bot.core.view import CaseView, StatsView
+from bot.core.view import CaseView, IncidentView, MemberView, StatsView
 
 Block = dict[str, Any]
 
 REPLY_MODAL = "modal.reply"
+REPLY_ALL_MODAL = "modal.reply_all"
+RESOLVE_ALL_MODAL = "modal.resolve_all"
+STATEMENT_INPUT = "statement"
+TEMPLATE_INPUT = "template"
 ESCALATE_MODAL = "modal.escalate"
 RESOLVE_MODAL = "modal.resolve"
 REPLY_INPUT = "reply_text"
@@ -151,6 +158,10 @@ def card(view: CaseView) -> tuple[str, list[Block]]:
             notes.append(f":x: {what}{by} failed: {cut(escape(reply.error or 'unknown error'), 500)}")
     if view.status == "resolved" and view.resolution_note:
         notes.append(f":memo: {cut(escape(view.resolution_note), 500)}")
+    if view.incident_id is not None:
+        notes.append(f":cyclone: Part of incident #{view.incident_id}"
+                     + (f": {cut(escape(view.incident_label), 200)}" if view.incident_label else "")
+                     + " (answered from the incident card, or split it off)")
     if view.acked_name and view.escalated:
         notes.append(f":raised_hand: Escalation acknowledged by {escape(view.acked_name)}")
     elif view.awaiting_ack:
@@ -179,6 +190,8 @@ def _buttons(view: CaseView) -> list[dict[str, Any]]:
         buttons.insert(0, button("Acknowledge", ACKNOWLEDGE, value, "primary"))
     if "retry" in view.actions and view.last_reply is not None:
         buttons.append(button("Retry", RETRY, str(view.last_reply.id), "primary"))
+    if "split" in view.actions:
+        buttons.append(button("Split off", SPLIT, value))
     if view.status != "resolved":
         options = [{"text": plain(PRIORITY_LABELS[p]), "value": f"{view.id}:{p}"} for p in PRIORITY_LABELS]
         current = next((o for o in options if o["value"] == f"{view.id}:{view.priority}"), None)
@@ -383,5 +396,132 @@ def stats(view: StatsView) -> tuple[str, list[Block]]:
         lines = [f"{mention(uid, name)}: {claims} claimed · {replies} replies · {resolves} resolved"
                  for uid, name, claims, replies, resolves in view.per_person[:20]]
         blocks.append({"type": "section", "text": md("*People*\n" + "\n".join(lines))})
+    if view.incidents:
+        lines = [f"{cut(escape(name), 120)}: {count:,} members ({status})" for name, count, status in view.incidents]
+        blocks.append({"type": "section", "text": md("*Incidents (storms)*\n" + "\n".join(lines))})
     fallback = f"SocialOps stats ({label}): {view.new} new, {view.resolved} resolved"
     return fallback, blocks
+
+
+# ---- incidents (storms) ---------------------------------------------------------------------------------------------
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(per_minute: list[int]) -> str:
+    """New members per minute as a text sparkline (no images: it renders in every client and in the sandbox)."""
+    top = max(per_minute, default=0)
+    if top == 0:
+        return SPARKS[0] * len(per_minute)
+    return "".join(SPARKS[min(len(SPARKS) - 1, (n * (len(SPARKS) - 1) + top - 1) // top)] for n in per_minute)
+
+
+def incident_card(view: IncidentView) -> tuple[str, list[Block]]:
+    label = cut(escape(view.label), 200)
+    resolved = view.status == "resolved"
+    head = f":cyclone: *Incident #{view.id}: {label}*" + ("  :white_check_mark: Resolved" if resolved else "")
+    last5 = sum(view.per_minute[-5:])
+    trend = f"`{sparkline(view.per_minute)}` {last5} in the last 5 min"
+    platforms = ", ".join(f"{platform_name(p)} {n:,}" for p, n in view.platforms[:6]) or "–"
+    blocks: list[Block] = [
+        {"type": "section", "block_id": "head",
+         "text": md(f"{head}\n*{view.count:,}* alike messages grouped into one incident")},
+        {"type": "section", "block_id": "state", "fields": [
+            md(f"*Members*\n{view.count:,}"), md(f"*Platforms*\n{platforms}"),
+            md(f"*Trend (15 min)*\n{trend}"), md(f"*First · latest*\n{date(view.first_at)} · {date(view.last_at)}"),
+        ]},
+    ]
+    if view.samples:
+        samples = "\n".join(cut(quote(escape(sample)), 600) for sample in view.samples[:3])
+        blocks.append({"type": "section", "block_id": "samples", "text": md("*Samples*\n" + samples)})
+    notes: list[str] = []
+    if view.reply_text is not None:
+        by = f" by {escape(view.reply_name)}" if view.reply_name else ""
+        total = view.replies_sent + view.replies_failed + view.replies_queued
+        notes.append(f":outbox_tray: Reply to all{by}: {view.replies_sent:,} of {total:,} sent"
+                     + (f" · {view.replies_failed:,} failed" if view.replies_failed else "")
+                     + (f" · {view.replies_queued:,} queued" if view.replies_queued else ""))
+        notes.append(f"Personal reply: {cut(quote(escape(view.reply_text)), 400)}")
+    for platform, status, url in view.statements:
+        mark = {"sent": ":white_check_mark:", "failed": ":x:"}.get(status, ":hourglass_flowing_sand:")
+        notes.append(f"{mark} Public statement on {platform_name(platform)}: {status}"
+                     + (f" · {link(url, 'view')}" if url else ""))
+    if resolved:
+        who = escape(view.resolved_name or "someone")
+        when = f" on {date(view.resolved_at)}" if view.resolved_at else ""
+        notes.append(f":white_check_mark: Resolved by {who}{when}"
+                     + (f": {cut(escape(view.note), 400)}" if view.note else ""))
+    notes.append("Members are listed in this thread; *Split off* makes one its own case again.")
+    blocks.append({"type": "context", "block_id": "notes", "elements": [md(n) for n in notes[:10]]})
+    buttons = []
+    if "reply_all" in view.actions:
+        buttons.append(button("Reply to all", REPLY_ALL, str(view.id), "primary"))
+    if "resolve_all" in view.actions:
+        buttons.append(button("Resolve all", RESOLVE_ALL, str(view.id)))
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "actions", "elements": buttons})
+    fallback = f"Incident #{view.id}: {escape(view.label)} ({view.count:,} members, {view.status})"
+    return fallback, blocks
+
+
+def members_digest(members: list[MemberView]) -> tuple[str, list[Block]]:
+    """Members in the incident's thread: one section each with Split off (at most 40: Slack allows 50 blocks)."""
+    blocks: list[Block] = []
+    for member in members:
+        who = f"*{escape(member.customer_name)}*" if member.customer_name else "*Someone*"
+        if member.customer_handle:
+            who += f" ({escape(member.customer_handle)})"
+        line = f"#{member.case_id} · {platform_name(member.platform)} · {who}"
+        if member.status == "resolved":
+            line += " · :white_check_mark: resolved"
+        body = message_text(member.text, member.url, 500)
+        if member.url:
+            body += " " + link(member.url, "view")
+        blocks.append({"type": "section", "block_id": f"member.{member.case_id}", "text": md(line + "\n" + body),
+                       "accessory": button("Split off", SPLIT, str(member.case_id))})
+    first, last = members[0].case_id, members[-1].case_id
+    text = f"{len(members)} member(s) of the incident: cases #{first}–#{last}"
+    return text, [{"type": "context", "elements": [md(escape(text))]}, *blocks]
+
+
+def _incident_modal(callback_id: str, title: str, submit: str, incident_id: int, blocks: list[Block]
+                    ) -> dict[str, Any]:
+    return {
+        "type": "modal", "callback_id": callback_id, "title": plain(title, 24), "submit": plain(submit, 24),
+        "close": plain("Cancel", 24), "private_metadata": json.dumps({"incident": incident_id}), "blocks": blocks,
+    }
+
+
+def reply_all_modal(view: IncidentView, *, max_length: int) -> dict[str, Any]:
+    blocks: list[Block] = [
+        {"type": "section", "text": md(f"*Incident #{view.id}: {cut(escape(view.label), 200)}*\n"
+                                        f"Every member not answered yet ({view.count:,} in all) gets a personal "
+                                        "reply, paced within each platform's limits; members who join later get it "
+                                        "too. Each member is answered once.")},
+    ]
+    if view.can_announce:
+        where = ", ".join(platform_name(p) for p in view.can_announce)
+        blocks.append({
+            "type": "input", "block_id": STATEMENT_INPUT, "optional": True,
+            "label": plain("Public statement (optional)"),
+            "hint": plain(f"Posted once as the brand's own post on {where}.", 150),
+            "element": {"type": "plain_text_input", "action_id": STATEMENT_INPUT, "multiline": True,
+                        "max_length": 3000},
+        })
+    blocks.append({
+        "type": "input", "block_id": TEMPLATE_INPUT, "label": plain("Personal reply to each member"),
+        "hint": plain("{first_name} becomes each customer's first name.", 150),
+        "element": {"type": "plain_text_input", "action_id": TEMPLATE_INPUT, "multiline": True,
+                    "initial_value": "Hi {first_name}, ", "max_length": max(1, min(3000, max_length))},
+    })
+    return _incident_modal(REPLY_ALL_MODAL, "Reply to all", "Send to all", view.id, blocks)
+
+
+def resolve_all_modal(view: IncidentView, *, followups: int) -> dict[str, Any]:
+    checkins = (f" Each gets the {followups} configured check-in(s), sent automatically when due."
+                if followups else "")
+    return _incident_modal(RESOLVE_ALL_MODAL, "Resolve all", "Resolve all", view.id, [
+        {"type": "section", "text": md(f"Resolve incident #{view.id} and its {view.count:,} member(s)?{checkins}")},
+        {"type": "input", "block_id": NOTE_INPUT, "optional": True, "label": plain("Resolution note"),
+         "element": {"type": "plain_text_input", "action_id": NOTE_INPUT, "multiline": True, "max_length": 1000}},
+    ])

@@ -24,11 +24,12 @@ from bot.chat.slack import blocks as render
 from bot.chat.slack.mrkdwn import escape
 from bot.config import Config
 from bot.core.errors import SendError
+from bot.services import incidents
 from bot.services.api import Services, save_chat_ref
 from bot.services.outbox import Finish, Handler, pending_card_rows
 from bot.services.outbox import mark_done as _mark_done
 from bot.services.records import Effect
-from storage.tables import FollowupRow, OutboxRow
+from storage.tables import FollowupRow, OutboxRow, utcnow
 
 log = logging.getLogger("socialops.slack")
 
@@ -50,11 +51,18 @@ def to_send_error(error: SlackApiError) -> SendError:
     return SendError(f"Slack: {code}", permanent=code in PERMANENT)
 
 
+URGENT, NORMAL, BACKGROUND = 0, 1, 2
+"""Pacer priorities: an incident card (the one message that matters most in a storm), everything else, and an
+incident's member lists (they may lag; nothing is dropped)."""
+
+
 class Pacer:
     """About one message per second per channel, Slack's documented posting pace.
 
-    Posters to one channel queue on its lock; the one at the head sleeps until its slot and, if Slack
+    Posters to one channel take turns on its lock; the one holding it sleeps until its slot and, if Slack
     asked everyone to wait (a 429), until that pause is over, so a pause never releases a burst.
+    A poster steps aside while one of a higher priority waits for the channel, and a background post takes at most
+    every other slot: in a storm the incident card and the cases' cards keep the channel's pace.
     """
 
     def __init__(self, interval: float, paused_until: Callable[[], float]) -> None:
@@ -62,13 +70,33 @@ class Pacer:
         self._paused_until = paused_until
         self._next: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, list[int]] = {}
+        self._background_next: dict[str, float] = {}
 
-    async def wait(self, channel: str) -> None:
+    async def wait(self, channel: str, *, priority: int = NORMAL) -> None:
         lock = self._locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            while (delay := max(self._next.get(channel, 0.0), self._paused_until()) - time.monotonic()) > 0:  # noqa: ASYNC110 - a deadline that a 429 may move
-                await asyncio.sleep(delay)
-            self._next[channel] = time.monotonic() + self._interval
+        waiting = self._waiting.setdefault(channel, [0, 0, 0])
+        waiting[priority] += 1
+        step = max(self._interval / 4, 0.002)
+        try:
+            while True:
+                if priority == BACKGROUND and (ready := self._background_next.get(channel, 0.0) - time.monotonic()) > 0:
+                    await asyncio.sleep(ready)
+                    continue
+                if any(waiting[:priority]):
+                    await asyncio.sleep(step)
+                    continue
+                async with lock:
+                    if any(waiting[:priority]):
+                        continue  # someone more urgent arrived while this one queued: let them go first
+                    while (delay := max(self._next.get(channel, 0.0), self._paused_until()) - time.monotonic()) > 0:  # noqa: ASYNC110 - a deadline that a 429 may move
+                        await asyncio.sleep(delay)
+                    self._next[channel] = time.monotonic() + self._interval
+                    if priority == BACKGROUND:
+                        self._background_next[channel] = time.monotonic() + 2 * self._interval
+                    return
+        finally:
+            waiting[priority] -= 1
 
 
 class SlackDelivery:
@@ -84,7 +112,8 @@ class SlackDelivery:
     def handlers(self) -> dict[tuple[str, str], Handler]:
         mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.ephemeral,
                 Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice,
-                Effect.PAGE: self.page, Effect.HANDOFF: self.handoff, Effect.USERGROUP: self.usergroup}
+                Effect.PAGE: self.page, Effect.HANDOFF: self.handoff, Effect.USERGROUP: self.usergroup,
+                Effect.INCIDENT: self.incident, Effect.MEMBERS: self.members}
         return {(DESK, effect): handler for effect, handler in mine.items()}
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
@@ -104,7 +133,7 @@ class SlackDelivery:
             await asyncio.sleep(wait)
 
     async def _post(self, row: OutboxRow, *, channel: str, text: str, blocks: list[dict[str, Any]],
-                    thread_ts: str | None = None) -> str:
+                    thread_ts: str | None = None, priority: int = NORMAL, paced: bool = False) -> str:
         """Post once per outbox row; returns the message ts."""
         key = f"outbox-{row.id}"
         if row.attempts > 1:
@@ -113,7 +142,8 @@ class SlackDelivery:
             if found:
                 log.info("outbox row %s was already posted as %s; not posting again", row.id, found)
                 return found
-        await self._pacer.wait(channel)
+        if not paced:
+            await self._pacer.wait(channel, priority=priority)
         kwargs: dict[str, Any] = {}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
@@ -141,6 +171,12 @@ class SlackDelivery:
                 return None
         return None
 
+    async def _update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]], priority: int = NORMAL
+                      ) -> None:
+        """chat.update, paced with the posts to its channel: in a storm every call to a channel counts."""
+        await self._pacer.wait(channel, priority=priority)
+        await self._call(self._client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks)
+
     async def _card_ref(self, case_id: int) -> tuple[str, str] | None:
         ref = await self._services.chat_ref(desk=DESK, purpose="card", key=str(case_id))
         return (ref.conversation, ref.message_id) if ref else None
@@ -152,15 +188,23 @@ class SlackDelivery:
         view = await self._services.view(case_id)
         text, blocks = render.card(view)
         ref = await self._card_ref(case_id)
+        if ref is None and view.incident_id is not None:
+            return _mark_done(covered)  # a storm member: listed in the incident's thread, no card of its own
+        if ref is None:  # wait for the channel's slot first: a storm may have taken the case in the meantime
+            await self._pacer.wait(view.channel)
+            view = await self._services.view(case_id)
+            if view.incident_id is not None:
+                return _mark_done(covered)
+            text, blocks = render.card(view)
         if ref is not None:
             try:
-                await self._call(self._client.chat_update, channel=ref[0], ts=ref[1], text=text, blocks=blocks)
+                await self._update(ref[0], ref[1], text, blocks)
                 return _mark_done(covered)
             except SendError as error:
                 if "message_not_found" not in error.message:
                     raise
                 log.warning("card of case %s was deleted in Slack; posting it again", case_id)
-        ts = await self._post(row, channel=view.channel, text=text, blocks=blocks)
+        ts = await self._post(row, channel=view.channel, text=text, blocks=blocks, paced=ref is None)
         channel = view.channel
 
         def finish(session: Session) -> None:
@@ -176,9 +220,17 @@ class SlackDelivery:
             raise SendError(f"the card of case {case_id} is not posted yet", permanent=False, retry_after=2)
         return ref
 
+    async def _member_without_card(self, case_id: int) -> bool:
+        return await self._services.read(lambda s: incidents.is_member_without_card(s, case_id))
+
     async def thread(self, row: OutboxRow) -> Finish | None:
         assert row.case_id is not None
-        channel, ts = await self._require_card(row.case_id)
+        if row.payload.get("incident_id") is not None:
+            channel, ts = await self._require_incident(int(row.payload["incident_id"]))
+        elif await self._member_without_card(row.case_id):
+            return None  # its history is the incident's
+        else:
+            channel, ts = await self._require_card(row.case_id)
         line = render.thread_line(str(row.payload.get("text", "")), row.payload.get("quote"), row.payload.get("url"))
         await self._post(row, channel=channel, text=line, blocks=render.thread_blocks(line), thread_ts=ts)
         return None
@@ -186,6 +238,8 @@ class SlackDelivery:
     async def ephemeral(self, row: OutboxRow) -> Finish | None:
         assert row.case_id is not None
         view = await self._services.view(row.case_id)
+        if view.incident_id is not None and await self._card_ref(row.case_id) is None:
+            return None
         text = escape(str(row.payload.get("text", "")))
         await self._call(self._client.chat_postEphemeral, channel=view.channel, user=str(row.payload["user"]),
                          text=text)
@@ -269,7 +323,7 @@ class SlackDelivery:
             await self._call(self._client.chat_update, channel=ref.conversation, ts=ref.message_id, text=text,
                              blocks=blocks)
             return None
-        if followup.status != "prompted":
+        if followup.status != "prompted" or await self._member_without_card(row.case_id):
             return None  # never shown, nothing to update
         channel, thread_ts = await self._require_card(row.case_id)
         ts = await self._post(row, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts)
@@ -278,6 +332,67 @@ class SlackDelivery:
         def finish(session: Session) -> None:
             save_chat_ref(session, case_id=case_id, desk=DESK, purpose="prompt", key=key, conversation=channel,
                           message_id=ts)
+
+        return finish
+
+
+    # ---- incidents (storms) ----------------------------------------------------------------------------------------
+
+    async def _incident_ref(self, incident_id: int) -> tuple[str, str] | None:
+        ref = await self._services.chat_ref(desk=DESK, purpose="incident", key=str(incident_id))
+        return (ref.conversation, ref.message_id) if ref else None
+
+    async def _require_incident(self, incident_id: int) -> tuple[str, str]:
+        ref = await self._incident_ref(incident_id)
+        if ref is None:
+            raise SendError(f"the card of incident {incident_id} is not posted yet", permanent=False, retry_after=2)
+        return ref
+
+    async def incident(self, row: OutboxRow) -> Finish | None:
+        """Post or update the incident card; one delivery covers every update written before it."""
+        incident_id = int(row.payload["incident_id"])
+        covered = await self._services.read(
+            lambda s: incidents.covered_rows(s, Effect.INCIDENT, incident_id, DESK))
+        view = await self._services.incident_view(incident_id)
+        text, blocks = render.incident_card(view)
+        ref = await self._incident_ref(incident_id)
+        if ref is not None:
+            try:
+                await self._update(ref[0], ref[1], text, blocks, priority=URGENT)
+            except SendError as error:
+                if "message_not_found" not in error.message:
+                    raise
+                ref = None
+            else:
+                def updated(session: Session) -> None:
+                    incidents.shown(session, incident_id, utcnow())
+                    _mark_done(covered)(session)
+
+                return updated
+        ts = await self._post(row, channel=view.channel, text=text, blocks=blocks, priority=URGENT)
+        channel = view.channel
+
+        def finish(session: Session) -> None:
+            save_chat_ref(session, case_id=view.lead_case_id, desk=DESK, purpose="incident", key=str(incident_id),
+                          conversation=channel, message_id=ts, replace=True)
+            incidents.shown(session, incident_id, utcnow())
+            _mark_done(covered)(session)
+
+        return finish
+
+    async def members(self, row: OutboxRow) -> Finish | None:
+        """The next members of an incident, as one message in its thread (the one after it is owed in `finish`)."""
+        incident_id = int(row.payload["incident_id"])
+        channel, thread_ts = await self._require_incident(incident_id)
+        members = await self._services.members_after(incident_id, DESK, incidents.MEMBERS_PER_MESSAGE[DESK])
+        if not members:
+            return None
+        text, blocks = render.members_digest(members)
+        await self._post(row, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, priority=BACKGROUND)
+        last = members[-1].case_id
+
+        def finish(session: Session) -> None:
+            incidents.listed(session, incident_id, DESK, last, utcnow())
 
         return finish
 

@@ -84,7 +84,8 @@ class SlackDesk:
 
     def __init__(self, *, app: AsyncApp, services: Services) -> None:
         self._services = services
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._client: AsyncWebClient | None = None
         self._register(app)
 
     def _register(self, app: AsyncApp) -> None:
@@ -96,12 +97,16 @@ class SlackDesk:
             names.ESCALATE: self._open_modal(render.escalate_modal),
             names.RESOLVE: self._open_modal(render.resolve_modal), names.SAVED_REPLY: self._saved_reply,
             names.PRIORITY: self._priority, names.ACKNOWLEDGE: self._simple("acknowledge"),
+            names.SPLIT: self._simple("split"), names.REPLY_ALL: self._open_reply_all,
+            names.RESOLVE_ALL: self._open_resolve_all,
         }
         for action_id, handler in buttons.items():
             app.action(action_id)(self._button(handler))
         app.view(render.REPLY_MODAL)(self._submit_reply)
         app.view(render.ESCALATE_MODAL)(self._submit_escalation)
         app.view(render.RESOLVE_MODAL)(self._submit_resolve)
+        app.view(render.REPLY_ALL_MODAL)(self._submit_reply_all)
+        app.view(render.RESOLVE_ALL_MODAL)(self._submit_resolve_all)
         app.command("/social")(self._command)
 
     def _button(self, handler: Handler) -> Any:
@@ -274,6 +279,96 @@ class SlackDesk:
         note = _input(body, render.NOTE_INPUT, render.NOTE_INPUT)
         await self._submit(ack, body, render.NOTE_INPUT,
                            lambda case_id: self._services.resolve(case_id, actor_of(body), note))
+
+    # ---- incidents (storms) ----------------------------------------------------------------------------------------
+
+    async def _incident_for_button(self, body: Body, client: AsyncWebClient) -> Any:
+        incident_id = _action_value(body)
+        if incident_id is None:
+            await self._tell(client, body, "That button does not belong to an incident I know. Nothing was changed.")
+            return None
+        try:
+            view = await self._services.incident_view(incident_id)
+        except ActionError as error:
+            await self._tell(client, body, escape(error.message))
+            return None
+        if view.status != "open":
+            await self._tell(client, body, f"Incident #{view.id} is resolved.")
+            return None
+        return view
+
+    async def _open_reply_all(self, body: Body, client: AsyncWebClient) -> None:
+        view = await self._incident_for_button(body, client)
+        if view is None:
+            return
+        if view.reply_text is not None:
+            await self._tell(client, body, f"{escape(view.reply_name or 'Someone')} already replied to all members of "
+                                           f"incident #{view.id}; members who join get that reply too.")
+            return
+        senders = self._services.senders
+        limits = [senders[p].max_length for p, _ in view.platforms if p in senders]
+        modal = render.reply_all_modal(view, max_length=min(limits, default=3000))
+        await client.views_open(trigger_id=body["trigger_id"], view=modal)
+
+    async def _open_resolve_all(self, body: Body, client: AsyncWebClient) -> None:
+        view = await self._incident_for_button(body, client)
+        if view is None:
+            return
+        modal = render.resolve_all_modal(view, followups=len(self._services.config.followups))
+        await client.views_open(trigger_id=body["trigger_id"], view=modal)
+
+    async def _submit_incident(self, ack: AsyncAck, body: Body, block: str, work: Any) -> None:
+        """Like `_submit`, but a big incident may take longer than Slack waits for an answer: after two seconds the
+        form closes and the work goes on; a refusal then reaches the person as a direct message."""
+        try:
+            incident_id = int(json.loads(body["view"]["private_metadata"])["incident"])
+        except (KeyError, ValueError, TypeError):
+            await ack(response_action="errors", errors={block: "This form does not belong to a known incident."})
+            return
+        task = asyncio.create_task(work(incident_id))
+        done, _ = await asyncio.wait({task}, timeout=2.0)
+        if not done:
+            await ack()
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._report(t, body))
+            return
+        error = task.exception()
+        if isinstance(error, (ActionError, InvalidInput)):
+            message = error.message if isinstance(error, ActionError) else str(error)
+            await ack(response_action="errors", errors={block: message[:150]})
+            return
+        await ack()
+        if error is not None:
+            log.error("incident action failed", exc_info=error)
+
+    def _report(self, task: asyncio.Task[Any], body: Body) -> None:
+        self._tasks.discard(task)
+        error = task.exception() if not task.cancelled() else None
+        if error is None:
+            return
+        message = error.message if isinstance(error, ActionError) else str(error)
+        if not isinstance(error, (ActionError, InvalidInput)):
+            log.error("incident action failed", exc_info=error)
+            message = "Something went wrong; nothing was changed. Please try again."
+        user = actor_of(body).id
+        client = self._client
+        if client is not None and user:
+            follow = asyncio.create_task(client.chat_postMessage(channel=user, text=escape(message)))
+            self._tasks.add(follow)
+            follow.add_done_callback(self._tasks.discard)
+
+    async def _submit_reply_all(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+        self._client = client
+        template = _input(body, render.TEMPLATE_INPUT, render.TEMPLATE_INPUT)
+        statement = _input(body, render.STATEMENT_INPUT, render.STATEMENT_INPUT)
+        await self._submit_incident(ack, body, render.TEMPLATE_INPUT, lambda incident_id: self._services.reply_to_all(
+            incident_id, actor_of(body), template, statement))
+
+    async def _submit_resolve_all(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+        self._client = client
+        note = _input(body, render.NOTE_INPUT, render.NOTE_INPUT)
+        await self._submit_incident(ack, body, render.NOTE_INPUT, lambda incident_id: self._services.resolve_all(
+            incident_id, actor_of(body), note))
 
     async def _command(self, ack: AsyncAck, body: Body) -> None:
         words = str(body.get("text") or "").split()
