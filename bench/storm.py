@@ -43,8 +43,12 @@ COMPLAINTS = ["your app crashes at checkout and my payment of {n} euros is stuck
               "your app crashes at checkout again and my payment of {n} euros is stuck",
               "your app crashes at checkout and my payment of {n} EUR is stuck!!"]
 ENDINGS = ["", " #acmedown", " this is the third time today", " unacceptable", " 😡", " please help"]
-CHATTER = ["Do you ship to Iceland?", "Love the new colours of the summer range!", "Where can I find my invoice?",
-           "Is the Berlin store open on Sunday?", "What is the warranty on the X2 headphones?"]
+WORDS = ("ship iceland love colours summer range invoice berlin store open sunday warranty headphones size "
+         "jacket return policy gift card voucher newsletter student discount opening hours parking delivery "
+         "express tracking number parcel locker recycle packaging vegan leather shoes black friday sale price "
+         "match cancel subscription password email address change billing invoice copy receipt loyalty points "
+         "birthday coupon colour blue green red medium large small refund exchange stock restock when where how "
+         "why thanks great team kind helpful quick answer question store nearest city london paris madrid rome").split()
 
 
 def storm_texts(count: int, seed: int) -> list[tuple[str, bool]]:
@@ -54,7 +58,7 @@ def storm_texts(count: int, seed: int) -> list[tuple[str, bool]]:
     texts = []
     for _ in range(count):
         if rng.random() < 0.02:
-            texts.append((f"{rng.choice(CHATTER)} (asking for order {rng.randrange(10_000, 99_999)})", False))
+            texts.append((" ".join(rng.sample(WORDS, 9)).capitalize() + "?", False))  # unrelated to anything
             continue
         text = f"{rng.choice(OPENINGS)} {rng.choice(COMPLAINTS).format(n=rng.randrange(10, 999))}{rng.choice(ENDINGS)}"
         texts.append((text.strip(), True))

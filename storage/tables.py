@@ -80,6 +80,9 @@ class CaseRow(SQLModel, table=True):
     acked_at: datetime | None = None
     incident_id: int | None = Field(default=None, index=True)
     """The storm this case was grouped into (bot.services.incidents); None: a case of its own (or split off)."""
+    incident_seq: int | None = None
+    """Its place among the incident's members, in the order they joined (given while the incident row is locked,
+    so a later number is never committed before an earlier one is listed)."""
 
 
 class IncidentRow(SQLModel, table=True):
@@ -110,6 +113,10 @@ class IncidentRow(SQLModel, table=True):
     last_at: datetime = Field(default_factory=utcnow)
     card_at: datetime | None = None
     """When the incident card was last posted or updated: updates come at most every `storms.update_every`."""
+    version: int = 0
+    """Bumped by every change the card should show; a delivery that showed an older one owes another update."""
+    members_seq: int = 0
+    """The last `cases.incident_seq` given to a member."""
     reply_text: str | None = None
     """Reply to all: the personal reply template ({first_name}); set once, and members who join later get it too."""
     statement: str | None = None

@@ -245,3 +245,31 @@ async def test_during_a_storm_every_call_to_the_channel_keeps_slacks_pace(databa
         assert len(incident_cards(fake_slack)) == 1
         listed = members_listed(fake_slack, card)
         assert len(listed) == len(set(listed)) == 60
+
+
+async def test_a_restart_in_the_middle_of_a_storm_keeps_one_incident(database_url: str, fake_slack: FakeSlack,
+                                                                     receiver: FakeReceiver) -> None:
+    """The detector lives in memory; at start it replays the last window, so the storm goes on in the same card."""
+    async with running_bot(database_url, fake_slack, storm_config()) as bot:
+        await storm(bot, receiver, 4)
+        await incident_card(bot, count="*4* alike messages")
+    async with running_bot(database_url, fake_slack, storm_config()) as bot:
+        await storm(bot, receiver, 2, start=4)
+        card = await incident_card(bot, count="*6* alike messages")
+        await eventually(lambda: len(members_listed(fake_slack, card)) == 6)
+        assert len(incident_cards(fake_slack)) == 1
+        # At most the two before the threshold have cards of their own (if posted before the storm was seen).
+        assert all("order 100" in str(m["blocks"]) and ("order 1000" in str(m["blocks"]) or "order 1001" in
+                                                         str(m["blocks"])) for m in case_cards(fake_slack))
+
+
+async def test_stats_list_the_incidents_with_their_size(database_url: str, fake_slack: FakeSlack,
+                                                        receiver: FakeReceiver) -> None:
+    async with running_bot(database_url, fake_slack, storm_config()) as bot:
+        await storm(bot, receiver, 5)
+        await incident_card(bot, count="*5* alike messages")
+        response = await bot.alice.command("stats today")
+        answer = response.json()
+        text = shown(answer)
+        assert "*Incidents (storms)*" in text
+        assert "5 members (open)" in text and "near-duplicates of" in text

@@ -70,6 +70,8 @@ class MemberView:
     text: str
     url: str | None
     status: str
+    seq: int = 0
+    """Its place among the members in the order they joined (where the next digest starts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,8 @@ class IncidentView:
     """reply_all (until a reply to all was sent), resolve_all (while open)."""
     can_announce: tuple[str, ...] = ()
     """Platforms of the members where a public statement is possible."""
+    version: int = 0
+    """The incident's version this view shows (see `incidents.shown`)."""
 
 
 @dataclass(frozen=True, slots=True)

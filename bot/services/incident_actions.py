@@ -140,14 +140,16 @@ def resolve_all(session: Session, incident_id: int, actor: Actor, note: str, *, 
                 senders: Mapping[str, Sender], now: datetime) -> int:
     """Resolve every member (with the configured check-ins each, sent automatically when due by
     `send_due_checkins`, never prompted one by one) and the incident. Returns how many members were resolved."""
+    # The members first, then the incident: the order ingest locks them in (else PostgreSQL may find a deadlock).
+    ids = [int(i) for i in session.connection().execute(select(CASES.c.id).where(
+        CASES.c.incident_id == incident_id, CASES.c.status != Status.RESOLVED).order_by(CASES.c.id)
+        .with_for_update()).scalars()]
     incident = session.exec(sm_select(IncidentRow).where(col(IncidentRow.id) == incident_id)
                             .with_for_update()).first()
     if incident is None:
         raise ActionError(f"Incident #{incident_id} does not exist (any more). Nothing was changed.")
     if incident.status != "open":
         raise ActionError(f"Incident #{incident_id} is already resolved.")
-    ids = [int(i) for i in session.connection().execute(select(CASES.c.id).where(
-        CASES.c.incident_id == incident_id, CASES.c.status != Status.RESOLVED).order_by(CASES.c.id)).scalars()]
     carded = {int(i) for i in session.connection().execute(
         select(REFS.c.case_id).where(REFS.c.purpose == "card", REFS.c.case_id.in_(ids))).scalars()} if ids else set()
     for case_id in ids:

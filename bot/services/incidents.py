@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
@@ -205,8 +205,11 @@ def _join(session: Session, connection: Connection, incident: IncidentRow, joini
     if not fresh:
         return
     fresh_ids = [int(row.id) for row in fresh]
-    connection.execute(update(CASES).where(CASES.c.id.in_(fresh_ids)).values(
-        incident_id=incident_id, warn_at=None, due_at=None, due_from=None, sla_state=""))
+    connection.execute(update(CASES).where(CASES.c.id == bindparam("member")).values(
+        incident_id=incident_id, incident_seq=bindparam("seq"), warn_at=None, due_at=None, due_from=None,
+        sla_state=""), [{"member": case_id, "seq": incident.members_seq + n}
+                        for n, case_id in enumerate(fresh_ids, start=1)])
+    incident.members_seq += len(fresh_ids)
     connection.execute(EVENTS.insert(), [
         {"case_id": case_id, "action": Action.GROUPED, "actor": None, "actor_name": None, "desk": None,
          "detail": {"incident_id": incident_id, "label": incident.label}, "at": now} for case_id in fresh_ids])
@@ -298,7 +301,7 @@ def members_queue(incident_id: int) -> int:
     return -incident_id
 
 
-def _pending(session: Session, effect: str, queue: int, desk: str, now: datetime) -> bool:
+def _pending(session: Session, effect: str, queue: int, desk: str, now: datetime) -> int | None:
     """An undelivered row of this effect in this queue and desk that nobody is working on right now (it will show
     everything written before it is delivered)."""
     query = select(OUTBOX.c.id).where(
@@ -306,7 +309,7 @@ def _pending(session: Session, effect: str, queue: int, desk: str, now: datetime
         OUTBOX.c.done.is_(False), or_(OUTBOX.c.locked_until.is_(None), OUTBOX.c.locked_until < now)).limit(1)
     if session.connection().dialect.name == "postgresql":
         query = query.with_for_update()  # the outbox skips it (SKIP LOCKED) until this transaction commits
-    return session.connection().execute(query).first() is not None
+    return session.connection().execute(query).scalar()
 
 
 def owe_card(session: Session, incident: IncidentRow, desks: Iterable[str], config: Config | None, now: datetime, *,
@@ -317,20 +320,25 @@ def owe_card(session: Session, incident: IncidentRow, desks: Iterable[str], conf
     due = now
     if not at_once and incident.card_at is not None:
         due = max(now, as_utc(incident.card_at) + timedelta(seconds=every))
+    incident.version += 1  # a delivery that read an older version owes one more update (`shown`)
+    session.add(incident)
     for desk in desks:
         if log:
             session.add(OutboxRow(effect=Effect.THREAD, desk=desk, case_id=incident.lead_case_id,
                                   payload={"incident_id": incident.id, "text": log}, next_attempt_at=now))
-        if not _pending(session, Effect.INCIDENT, incident.lead_case_id, desk, now):
+        pending = _pending(session, Effect.INCIDENT, incident.lead_case_id, desk, now)
+        if pending is None:
             session.add(OutboxRow(effect=Effect.INCIDENT, desk=desk, case_id=incident.lead_case_id,
                                   payload={"incident_id": incident.id}, next_attempt_at=due))
+        elif at_once:  # a person's action shows at once, not at the throttled time
+            session.connection().execute(update(OUTBOX).where(OUTBOX.c.id == pending).values(next_attempt_at=now))
 
 
 def owe_members(session: Session, incident: IncidentRow, desks: Iterable[str], now: datetime) -> None:
     """New members are to be listed in the incident's thread (a digest per desk, the next ones after it)."""
     assert incident.id is not None
     for desk in desks:
-        if not _pending(session, Effect.MEMBERS, members_queue(incident.id), desk, now):
+        if _pending(session, Effect.MEMBERS, members_queue(incident.id), desk, now) is None:
             session.add(OutboxRow(effect=Effect.MEMBERS, desk=desk, case_id=members_queue(incident.id),
                                   payload={"incident_id": incident.id}, next_attempt_at=now))
 
@@ -387,7 +395,7 @@ def incident_view(session: Session, incident_id: int, config: Config, announcing
         replies_failed=int(counts.get(ReplyStatus.FAILED, 0)), replies_queued=int(counts.get(ReplyStatus.QUEUED, 0)),
         statements=statements, resolved_name=incident.resolved_name,
         resolved_at=as_utc(incident.resolved_at) if incident.resolved_at else None, note=incident.note,
-        actions=tuple(actions), can_announce=announce)
+        actions=tuple(actions), can_announce=announce, version=incident.version)
 
 
 def listed_cursor(incident_id: int, desk: str) -> str:
@@ -399,7 +407,8 @@ def members_after(session: Session, incident_id: int, desk: str, limit: int) -> 
     cursor = session.get(CursorRow, listed_cursor(incident_id, desk))
     after = int(cursor.value) if cursor else 0
     cases = list(session.exec(sm_select(CaseRow).where(
-        col(CaseRow.incident_id) == incident_id, col(CaseRow.id) > after).order_by(col(CaseRow.id)).limit(limit)))
+        col(CaseRow.incident_id) == incident_id, col(CaseRow.incident_seq) > after)
+        .order_by(col(CaseRow.incident_seq)).limit(limit)))
     if not cases:
         return []
     ids = [c.id for c in cases]
@@ -409,20 +418,22 @@ def members_after(session: Session, incident_id: int, desk: str, limit: int) -> 
         first.setdefault(item.case_id, item)
     return [MemberView(case_id=c.id or 0, platform=c.platform, customer_name=c.customer_name,
                        customer_handle=c.customer_handle, text=first[c.id].text if c.id in first else "",
-                       url=first[c.id].url if c.id in first else None, status=c.status) for c in cases]
+                       url=first[c.id].url if c.id in first else None, status=c.status, seq=c.incident_seq or 0)
+            for c in cases]
 
 
-def listed(session: Session, incident_id: int, desk: str, last_case_id: int, now: datetime) -> None:
-    """A digest was posted up to this member: the next one starts after it (and is owed if more are waiting)."""
+def listed(session: Session, incident_id: int, desk: str, last_seq: int, now: datetime) -> None:
+    """A digest was posted up to this member (`MemberView.seq`): the next one starts after it (and is owed if more
+    are waiting)."""
     name = listed_cursor(incident_id, desk)
     cursor = session.get(CursorRow, name)
     if cursor is None:
         cursor = CursorRow(name=name, value="0")
-    if int(cursor.value) < last_case_id:
-        cursor.value, cursor.updated_at = str(last_case_id), now
+    if int(cursor.value) < last_seq:
+        cursor.value, cursor.updated_at = str(last_seq), now
         session.add(cursor)
     more = session.exec(sm_select(CaseRow.id).where(
-        col(CaseRow.incident_id) == incident_id, col(CaseRow.id) > last_case_id).limit(1)).first()
+        col(CaseRow.incident_id) == incident_id, col(CaseRow.incident_seq) > last_seq).limit(1)).first()
     incident = session.get(IncidentRow, incident_id)
     if more is not None and incident is not None:
         owe_members(session, incident, (desk,), now)
@@ -463,12 +474,25 @@ def covered_rows(session: Session, effect: str, incident_id: int, desk: str) -> 
         OUTBOX.c.done.is_(False))).scalars()]
 
 
-def shown(session: Session, incident_id: int, now: datetime) -> None:
-    """The incident card was posted or updated now: the next update waits `update_every`."""
-    incident = session.get(IncidentRow, incident_id)
-    if incident is not None:
-        incident.card_at = now
-        session.add(incident)
+def shown(session: Session, incident_id: int, desk: str, version: int, covered: list[int], now: datetime,
+          config: Config | None = None) -> None:
+    """A desk posted or updated the incident card, showing `version`: the rows it covered are done, the next update
+    waits `update_every`, and if the incident changed after the view was read (a change that found one of the
+    covered rows pending and so wrote none of its own), one more update is owed at once."""
+    # Locks in the order ingest takes them (the incident, then its outbox rows), or PostgreSQL finds a deadlock.
+    incident = session.get(IncidentRow, incident_id, with_for_update=True)
+    for outbox_id in covered:
+        stored = session.get(OutboxRow, outbox_id)
+        if stored is not None and not stored.done:
+            stored.done = True
+            session.add(stored)
+    if incident is None:
+        return
+    incident.card_at = now
+    session.add(incident)
+    session.flush()
+    if incident.version > version:
+        owe_card(session, incident, (desk,), config, now)
 
 
 def is_member_without_card(session: Session, case_id: int) -> bool:

@@ -365,8 +365,7 @@ class SlackDelivery:
                 ref = None
             else:
                 def updated(session: Session) -> None:
-                    incidents.shown(session, incident_id, utcnow())
-                    _mark_done(covered)(session)
+                    incidents.shown(session, incident_id, DESK, view.version, covered, utcnow(), self._config)
 
                 return updated
         ts = await self._post(row, channel=view.channel, text=text, blocks=blocks, priority=URGENT)
@@ -375,8 +374,7 @@ class SlackDelivery:
         def finish(session: Session) -> None:
             save_chat_ref(session, case_id=view.lead_case_id, desk=DESK, purpose="incident", key=str(incident_id),
                           conversation=channel, message_id=ts, replace=True)
-            incidents.shown(session, incident_id, utcnow())
-            _mark_done(covered)(session)
+            incidents.shown(session, incident_id, DESK, view.version, covered, utcnow(), self._config)
 
         return finish
 
@@ -389,7 +387,7 @@ class SlackDelivery:
             return None
         text, blocks = render.members_digest(members)
         await self._post(row, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, priority=BACKGROUND)
-        last = members[-1].case_id
+        last = members[-1].seq
 
         def finish(session: Session) -> None:
             incidents.listed(session, incident_id, DESK, last, utcnow())

@@ -8,6 +8,7 @@ message may carry about 100 KB: text is cut long before that.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,15 +23,18 @@ from bot.chat.names import (
     RELEASE,
     REOPEN,
     REPLY,
+    REPLY_ALL,
     RESOLVE,
+    RESOLVE_ALL,
     RETRY,
+    SPLIT,
     TAKE_OVER,
     duration,
     kind_name,
     period_name,
     platform_name,
 )
-from bot.core.view import CaseView, StatsView
+from bot.core.view import CaseView, IncidentView, MemberView, StatsView
 
 Card = dict[str, Any]
 
@@ -151,6 +155,11 @@ def case_card(view: CaseView, forms: Forms | None = None) -> Card:
             notes.append([run(f"❌ {what}{by} failed: "), run(literal(reply.error or "unknown error", 500))])
     if view.status == "resolved" and view.resolution_note:
         notes.append([run("📝 "), run(literal(view.resolution_note, 500))])
+    if view.incident_id is not None:
+        label = f": {literal(view.incident_label, 200)}" if view.incident_label else ""
+        notes.append([run(f"🌀 Part of incident #{view.incident_id}{label}"),
+                      run(" (answered from the incident card; Split makes it a case of its own again)",
+                          isSubtle=True)])
     if view.acked_name and view.escalated:
         notes.append([run(f"✋ Escalation acknowledged by {literal(view.acked_name, 200)}")])
     elif view.awaiting_ack:
@@ -168,6 +177,8 @@ def case_card(view: CaseView, forms: Forms | None = None) -> Card:
             "actions": [_action("Set priority", PRIORITY, view.id)]}})
     if "retry" in view.actions and view.last_reply is not None:
         actions.append(_action("Retry", RETRY, view.id, "positive", reply=view.last_reply.id))
+    if "split" in view.actions:
+        actions.append(_action("Split", SPLIT, view.id))
     if view.url and view.url.startswith("https://"):
         actions.append({"type": "Action.OpenUrl", "title": f"View on {platform}", "url": view.url})
     return {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "body": body, "actions": actions,
@@ -394,6 +405,10 @@ def stats_card(view: StatsView) -> Card:
         body.append({"type": "FactSet", "facts": [
             {"title": literal(name or uid, 100), "value": f"{claims} claimed · {replies} replies · {resolves} resolved"}
             for uid, name, claims, replies, resolves in view.per_person[:20]]})
+    if view.incidents:
+        body.append({"type": "TextBlock", "text": "Incidents (storms)", "weight": "Bolder"})
+        body += [rich(run(literal(label, 100)), run(f": {count:,} members ({status})"))  # labels quote customers
+                 for label, count, status in view.incidents]
     return _card(*body)
 
 
@@ -402,4 +417,167 @@ def text_card(text: str) -> Card:
     return _card(rich(run(literal(text, 3000))))
 
 
-__all__ = ["MAX_CARD_BYTES", "case_card", "literal"]
+
+# ---- incidents (storms) ---------------------------------------------------------------------------------------------
+
+MAX_DIGEST_BYTES = 26_000
+"""An incident card or a members digest stays under this (Teams shows an Adaptive Card of up to about 28 KB),
+measured as JSON with non-ASCII escaped, the largest way it can travel."""
+TEMPLATE_INPUT, STATEMENT_INPUT = "template", "statement"
+"""Inputs of the Reply to all form inside the incident card (the note of Resolve all is NOTE_INPUT)."""
+TEMPLATE_MAX = 2000
+SPARKS = "▁▂▃▄▅▆▇█"
+STATEMENT_STATES = {"sent": "✅ posted", "failed": "❌ failed", "queued": "⏳ posting…"}
+
+
+def sparkline(per_minute: list[int]) -> str:
+    """New members per minute as text (renders in every Teams client, and the value is never customer text)."""
+    top = max(per_minute, default=0)
+    if top == 0:
+        return SPARKS[0] * len(per_minute)
+    return "".join(SPARKS[min(len(SPARKS) - 1, (n * (len(SPARKS) - 1) + top - 1) // top)] for n in per_minute)
+
+
+def _incident_action(title: str, verb: str, incident_id: int, style: str | None = None) -> dict[str, Any]:
+    action: dict[str, Any] = {"type": "Action.Execute", "title": title, "verb": verb,
+                              "data": {"incident": incident_id}}
+    if style:
+        action["style"] = style
+    return action
+
+
+def incident_card(view: IncidentView) -> Card:
+    """One card for a storm of alike messages: what it is about, how big and how fast, samples, what was done.
+
+    The label is derived from customer text, so like every customer text it only goes into TextRuns. Texts are cut
+    shorter if the card would not fit Teams' card size (three samples of emoji-laden text might not)."""
+    card = _incident_card(view, 1.0)
+    for scale in (0.5, 0.2):
+        if len(json.dumps(card).encode()) <= MAX_DIGEST_BYTES:
+            break
+        card = _incident_card(view, scale)
+    return card
+
+
+def _incident_card(view: IncidentView, scale: float) -> Card:
+    def cut(text: str, limit: int) -> str:
+        return literal(text, max(20, int(limit * scale)))
+
+    resolved = view.status == "resolved"
+    title = rich(run(f"🌀 Incident #{view.id}: ", weight="Bolder", size="Medium"),
+                 run(cut(view.label, 200), weight="Bolder", size="Medium"))
+    if resolved:
+        who = literal(view.resolved_name or "someone", 200)
+        when = f" on {_date(view.resolved_at)}" if view.resolved_at else ""
+        status = f"✅ Resolved by {who}{when}"
+    else:
+        status = STATUS_NAMES["open"]
+    platforms = " · ".join(f"{platform_name(p)} {n:,}" for p, n in view.platforms[:8]) or "–"
+    body: list[dict[str, Any]] = [
+        title,
+        {"type": "TextBlock", "wrap": True, "isSubtle": True, "spacing": "None",
+         "text": f"{view.count:,} alike messages grouped into one incident; the members are listed in this "
+                 "card's thread."},
+        {"type": "FactSet", "facts": [
+            {"title": "Status", "value": status},
+            {"title": "Members", "value": f"{view.count:,}"},
+            {"title": "Platforms", "value": platforms},
+            {"title": "Trend (15 min)",
+             "value": f"{sparkline(view.per_minute)} · {sum(view.per_minute[-5:]):,} in the last 5 min"},
+            {"title": "First", "value": _date(view.first_at)},
+            {"title": "Latest", "value": _date(view.last_at)},
+        ]},
+    ]
+    if view.samples:
+        body.append({"type": "TextBlock", "text": "Samples", "weight": "Bolder", "spacing": "Small"})
+        body.append({"type": "Container", "style": "emphasis", "spacing": "None", "items": [
+            rich(run(cut(sample, 300)), separator=index > 0) for index, sample in enumerate(view.samples[:3])]})
+    notes: list[list[dict[str, Any]]] = []
+    if view.reply_text is not None:
+        by = f" · replied to all by {literal(view.reply_name, 200)}" if view.reply_name else ""
+        notes.append([run(f"📤 Replies: {view.replies_sent:,} sent · {view.replies_failed:,} failed · "
+                          f"{view.replies_queued:,} queued", weight="Bolder"), run(by)])
+        notes.append([run("Personal reply: ", isSubtle=True), run(cut(view.reply_text, 500))])
+    for platform, state, _ in view.statements:
+        notes.append([run(f"📣 Public statement on {platform_name(platform)}: {STATEMENT_STATES.get(state, state)}")])
+    if view.statement and view.statements:
+        notes.append([run("Statement: ", isSubtle=True), run(cut(view.statement, 500))])
+    if resolved and view.note:
+        notes.append([run("📝 "), run(cut(view.note, 500))])
+    for note in notes:
+        body.append(rich(*note, spacing="Small"))
+    actions: list[dict[str, Any]] = []
+    if not resolved and "reply_all" in view.actions:
+        actions.append({"type": "Action.ShowCard", "title": "Reply to all", "card": {
+            "type": "AdaptiveCard", "body": _reply_all_inputs(view),
+            "actions": [_incident_action("Send to all", REPLY_ALL, view.id, "positive")]}})
+    if not resolved and "resolve_all" in view.actions:
+        actions.append({"type": "Action.ShowCard", "title": "Resolve all", "card": {
+            "type": "AdaptiveCard", "body": [
+                {"type": "TextBlock", "wrap": True, "text": f"Resolves incident #{view.id} and every open member "
+                                                            "(check-ins are sent automatically when due)."},
+                {"type": "Input.Text", "id": NOTE_INPUT, "label": "Note (optional)", "isMultiline": True,
+                 "maxLength": 1000}],
+            "actions": [_incident_action("Resolve all", RESOLVE_ALL, view.id)]}})
+    for platform, _, url in view.statements:
+        if url and url.startswith("https://"):
+            actions.append({"type": "Action.OpenUrl", "title": f"Statement on {platform_name(platform)}",
+                            "url": url})
+    card: Card = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "body": body,
+                  "msteams": {"width": "Full"}}
+    if actions:
+        card["actions"] = actions
+    return card
+
+
+def _reply_all_inputs(view: IncidentView) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = [
+        {"type": "TextBlock", "wrap": True, "text": "Every member not answered yet gets a personal reply, paced "
+                                                    "within each platform's limits; members who join later get it "
+                                                    "too. Each member is answered once."}]
+    if view.can_announce:
+        where = ", ".join(platform_name(p) for p in view.can_announce)
+        items.append({"type": "Input.Text", "id": STATEMENT_INPUT, "isMultiline": True, "maxLength": 3000,
+                      "label": f"Public statement on {where} (optional)",
+                      "placeholder": "Posted once as the brand's own post"})
+    items.append({"type": "Input.Text", "id": TEMPLATE_INPUT, "isMultiline": True, "isRequired": True,
+                  "label": "Personal reply to each member", "value": "Hi {first_name}, ", "maxLength": TEMPLATE_MAX,
+                  "errorMessage": "Write the reply each member gets."})
+    items.append({"type": "TextBlock", "text": "{first_name} becomes each customer's first name.", "isSubtle": True,
+                  "size": "Small", "wrap": True, "spacing": "None"})
+    return items
+
+
+MEMBER_STATES = {"open": "open", "claimed": "🟡 claimed", "resolved": "✅ resolved"}
+
+
+def _member(member: MemberView, text_limit: int, name_limit: int) -> dict[str, Any]:
+    who = [run(literal(member.customer_name or "Someone", name_limit), weight="Bolder")]
+    if member.customer_handle:
+        who.append(run(f" ({literal(member.customer_handle, name_limit)})", isSubtle=True))
+    who.append(run(f" · {platform_name(member.platform)} · #{member.case_id} · "
+                   f"{MEMBER_STATES.get(member.status, member.status)}", isSubtle=True))
+    items: list[dict[str, Any]] = [rich(*who)]
+    if text_limit and member.text:
+        items.append(rich(run(literal(member.text, text_limit)), spacing="None"))
+    buttons: list[dict[str, Any]] = [_action("Split", SPLIT, member.case_id, digest=True)]
+    if member.url and member.url.startswith("https://") and len(member.url) <= 500:
+        buttons.append({"type": "Action.OpenUrl", "title": "Open", "url": member.url})
+    items.append({"type": "ActionSet", "spacing": "None", "actions": buttons})
+    return {"type": "Container", "separator": True, "items": items}
+
+
+def members_card(members: list[MemberView]) -> Card:
+    """The next members of an incident, in its card's thread, each with Split. Texts are cut shorter until the
+    card fits Teams' card size (25 members of long emoji-laden text would not)."""
+    head = {"type": "TextBlock", "weight": "Bolder", "wrap": True,
+            "text": f"{len(members)} member{'s' if len(members) != 1 else ''}: #{members[0].case_id}"
+                    f"–#{members[-1].case_id}" if members else "No members"}
+    card = _card(head)
+    for text_limit, name_limit in ((300, 100), (150, 60), (60, 40), (0, 20)):
+        card = _card(head, *(_member(member, text_limit, name_limit) for member in members))
+        if len(json.dumps(card).encode()) <= MAX_DIGEST_BYTES:
+            break
+    return card
+
+__all__ = ["MAX_CARD_BYTES", "case_card", "incident_card", "literal", "members_card"]

@@ -1,7 +1,9 @@
-"""Teams side of the outbox: posts and updates case cards, thread lines, check-in prompts, escalations and notices.
+"""Teams side of the outbox: posts and updates case cards, thread lines, check-in prompts, escalations and notices,
+and the incident cards of storms with their members listed in the card's thread.
 
 Each handler delivers one outbox row of desk "teams"; Slack's rows for the same change are separate rows, so both
-desks show every change whichever desk it came from.
+desks show every change whichever desk it came from. A storm member that never had a card of its own gets
+nothing posted for it: its history is the incident's.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from bot.chat.teams.connector import Connector
 from bot.chat.teams.forms import forms_for
 from bot.config import TeamsConfig
 from bot.core.errors import SendError
+from bot.services import incidents
 from bot.services.api import Services, save_chat_ref
 from bot.services.followups import personalise
 from bot.services.outbox import Finish, Handler, mark_done, pending_card_rows
 from bot.services.records import Effect
-from storage.tables import OutboxRow
+from storage.tables import OutboxRow, utcnow
 
 log = logging.getLogger("socialops.teams")
 
@@ -41,7 +44,8 @@ class TeamsDelivery:
     def handlers(self) -> dict[tuple[str, str], Handler]:
         mine = {Effect.CARD: self.card, Effect.THREAD: self.thread, Effect.EPHEMERAL: self.personal,
                 Effect.ESCALATION: self.escalation, Effect.PROMPT: self.prompt, Effect.NOTICE: self.notice,
-                Effect.PAGE: self.page, Effect.HANDOFF: self.handoff}
+                Effect.PAGE: self.page, Effect.HANDOFF: self.handoff, Effect.INCIDENT: self.incident,
+                Effect.MEMBERS: self.members}
         return {(DESK, effect): handler for effect, handler in mine.items()}
 
     async def _card_ref(self, case_id: int) -> tuple[str, str] | None:
@@ -54,6 +58,20 @@ class TeamsDelivery:
             raise SendError(f"the Teams card of case {case_id} is not posted yet", permanent=False, retry_after=2)
         return ref
 
+    async def _incident_ref(self, incident_id: int) -> tuple[str, str] | None:
+        ref = await self._services.chat_ref(desk=DESK, purpose="incident", key=str(incident_id))
+        return (ref.conversation, ref.message_id) if ref else None
+
+    async def _require_incident_card(self, incident_id: int) -> tuple[str, str]:
+        ref = await self._incident_ref(incident_id)
+        if ref is None:
+            raise SendError(f"the Teams card of incident {incident_id} is not posted yet", permanent=False,
+                            retry_after=2)
+        return ref
+
+    async def _member_without_card(self, case_id: int) -> bool:
+        return await self._services.read(lambda s: incidents.is_member_without_card(s, case_id))
+
     async def card(self, row: OutboxRow) -> Finish | None:
         assert row.case_id is not None
         case_id = row.case_id
@@ -64,6 +82,8 @@ class TeamsDelivery:
         activity = self._connector.card_activity(
             cards.case_card(view, forms), summary=f"{platform_name(view.platform)} case #{view.id}: {view.status}")
         ref = await self._card_ref(case_id)
+        if ref is None and view.incident_id is not None:
+            return mark_done(covered)  # a storm member: the incident card and its thread show it
         if ref is not None:
             try:
                 await self._connector.update(ref[0], ref[1], activity)
@@ -84,7 +104,13 @@ class TeamsDelivery:
 
     async def thread(self, row: OutboxRow) -> Finish | None:
         assert row.case_id is not None
-        channel, card_id = await self._require_card(row.case_id)
+        incident_id = row.payload.get("incident_id")
+        if incident_id is not None:  # a line of the incident's history, in its card's thread
+            channel, card_id = await self._require_incident_card(int(incident_id))
+        elif await self._member_without_card(row.case_id):
+            return None
+        else:
+            channel, card_id = await self._require_card(row.case_id)
         card = cards.thread_card(str(row.payload.get("text", "")), row.payload.get("quote"), row.payload.get("url"))
         await self._connector.post(channel, self._connector.card_activity(card), reply_to=card_id)
         return None
@@ -93,6 +119,8 @@ class TeamsDelivery:
         """A note for one person (Slack shows it only to them): in Teams, in the card's thread, mentioning them."""
         assert row.case_id is not None
         user = str(row.payload.get("user", ""))
+        if await self._member_without_card(row.case_id):
+            return None
         channel, card_id = await self._require_card(row.case_id)
         name = str(row.payload.get("name") or "you")
         text = str(row.payload.get("text", ""))
@@ -146,6 +174,8 @@ class TeamsDelivery:
     async def prompt(self, row: OutboxRow) -> Finish | None:
         assert row.case_id is not None
         followup_id = int(row.payload["followup_id"])
+        if await self._member_without_card(row.case_id):
+            return None
         followup = await self._services.followup(followup_id)
         if followup is None:
             return None
@@ -169,5 +199,62 @@ class TeamsDelivery:
         def finish(session: Session) -> None:
             save_chat_ref(session, case_id=case_id, desk=DESK, purpose="prompt", key=key, conversation=in_thread,
                           message_id=activity_id)
+
+        return finish
+
+    async def incident(self, row: OutboxRow) -> Finish | None:
+        """Post the incident card, or update it in place; one delivery covers every update owed before its view
+        was read (they are coalesced, so a storm of thousands updates the card every `update_every`)."""
+        incident_id = int(row.payload["incident_id"])
+        covered = await self._services.read(
+            lambda s: incidents.covered_rows(s, Effect.INCIDENT, incident_id, DESK))
+        view = await self._services.incident_view(incident_id)
+        activity = self._connector.card_activity(
+            cards.incident_card(view), summary=f"Incident #{view.id}: {view.count:,} alike messages ({view.status})")
+        ref = await self._incident_ref(incident_id)
+        if ref is not None:
+            try:
+                await self._connector.update(ref[0], ref[1], activity)
+            except SendError as error:
+                if "HTTP 404" not in error.message:
+                    raise
+                log.warning("Teams card of incident %s was deleted; posting it again", incident_id)
+            else:
+                return self._shown(incident_id, view.version, covered)
+        channel = view.teams_channel
+        activity_id = await self._connector.post(channel, activity)
+        lead_case_id = view.lead_case_id
+        shown = self._shown(incident_id, view.version, covered)
+
+        def finish(session: Session) -> None:
+            save_chat_ref(session, case_id=lead_case_id, desk=DESK, purpose="incident", key=str(incident_id),
+                          conversation=channel, message_id=activity_id, replace=ref is not None)
+            shown(session)
+
+        return finish
+
+    def _shown(self, incident_id: int, version: int, covered: list[int]) -> Finish:
+        config = self._services.config
+
+        def finish(session: Session) -> None:
+            incidents.shown(session, incident_id, DESK, version, covered, utcnow(), config)
+
+        return finish
+
+    async def members(self, row: OutboxRow) -> Finish | None:
+        """The next members, as one reply in the incident card's thread; the digest after it starts where this
+        one ended (`listed` owes it when more are waiting)."""
+        incident_id = int(row.payload["incident_id"])
+        channel, card_id = await self._require_incident_card(incident_id)
+        members = await self._services.members_after(incident_id, DESK, incidents.MEMBERS_PER_MESSAGE[DESK])
+        if not members:
+            return None
+        activity = self._connector.card_activity(
+            cards.members_card(members), summary=f"Incident #{incident_id}: {len(members)} more member(s)")
+        await self._connector.post(channel, activity, reply_to=card_id)
+        last = members[-1].seq
+
+        def finish(session: Session) -> None:
+            incidents.listed(session, incident_id, DESK, last, utcnow())
 
         return finish

@@ -8,19 +8,24 @@ Card buttons are Universal Actions (`Action.Execute`, invoke `adaptiveCard/actio
 card for the person who clicked (with a form inside it for Reply, Escalate and Resolve, or a refusal). The same
 actions arrive as `Action.Submit` (a message with a `value`) from older clients, and from dialogs (task modules:
 `task/fetch`, `task/submit`). Messages to the bot: `stats [today|7d|30d]`, `help`, `whoami`, `oncall`.
+
+An incident card's buttons (Reply to all, Resolve all) name the incident instead of a case; Split names the
+member. Teams retries an invoke it has no answer to within five seconds, so an action that may take longer (Reply
+to all or Resolve all on thousands of members) answers "under way" after `answer_within` and finishes anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from botbuilder.core import BotFrameworkAdapter, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, Attachment
@@ -41,6 +46,7 @@ from bot.services.cases import Actor, OwnedByOther
 from bot.services.followups import personalise
 
 log = logging.getLogger("socialops.teams")
+T = TypeVar("T")
 
 MAX_BODY = 256 * 1024
 PERIODS = ("today", "7d", "30d")
@@ -49,6 +55,8 @@ HELP = ("Mention me with: stats (today), stats 7d, stats 30d · oncall (who esca
 _MENTION = re.compile(r"<at>.*?</at>", re.DOTALL)
 _KEY_REFETCH = 300.0
 """At most this often, a token signed by an unknown key makes the desk fetch the signing keys again."""
+ANSWER_WITHIN = 4.0
+"""Seconds a long action may take before the invoke is answered "under way" (Teams retries after 5 seconds)."""
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -97,7 +105,14 @@ class TeamsDesk:
             cards.SEND_RESOLVE: self._send_resolve,
             names.CHECKIN_SEND: self._checkin("send_checkin"), names.CHECKIN_SKIP: self._checkin("skip_checkin"),
             names.PRIORITY: self._priority, names.ACKNOWLEDGE: self._simple("acknowledge"),
+            names.SPLIT: self._split,
         }
+        self._incident_actions: dict[str, Callable[[int, Actor, dict[str, Any]], Awaitable[Outcome]]] = {
+            names.REPLY_ALL: self._reply_all, names.RESOLVE_ALL: self._resolve_all,
+        }
+        self.answer_within = ANSWER_WITHIN
+        self._background: set[asyncio.Task[Any]] = set()
+        self._late: set[asyncio.Task[Any]] = set()
 
     @property
     def authenticated(self) -> bool:
@@ -110,6 +125,8 @@ class TeamsDesk:
             self._keys_fetched_at = time.monotonic()
 
     async def stop(self) -> None:
+        if self._background:  # an action answered "under way" commits before the bot stops
+            await asyncio.wait(set(self._background), timeout=10)
         if self.authenticated:
             self._inbound.uninstall(self._previous_metadata)
 
@@ -268,19 +285,22 @@ class TeamsDesk:
 
     # ---- actions -------------------------------------------------------------------------------------------
     async def act(self, verb: str, data: dict[str, Any], actor: Actor) -> Outcome:
-        """One click. Success: the refreshed case card (the same for everyone). A refusal or a problem: a note for
-        the clicker only; the card (and whatever they typed in it) stays as it is."""
+        """One click. Success: the refreshed case or incident card (the same for everyone). A refusal or a problem:
+        a note for the clicker only; the card (and whatever they typed in it) stays as it is."""
         handler = self._actions.get(verb)
+        what = "case"
+        if handler is None:
+            handler, what = self._incident_actions.get(verb), "incident"
         if handler is None:
             return Outcome(text=f"Unknown action {verb!r}.")
         try:
-            case_id = int(data.get("case", ""))
+            target = int(data.get(what, ""))
         except (TypeError, ValueError):
-            return Outcome(text="This button names no case.")
+            return Outcome(text=f"This button names no {what}.")
         if not actor.id:
             return Outcome(text="Teams did not say who clicked.")
         try:
-            return await handler(case_id, actor, data)
+            return await handler(target, actor, data)
         except ActionError as error:
             return Outcome(text=error.message)
         except InvalidInput as error:
@@ -389,6 +409,60 @@ class TeamsDesk:
         note = str(data.get(cards.NOTE_INPUT, "")).strip()
         await self._services.resolve(case_id, actor, note[:1000])
         return await self._fresh(case_id)
+
+    # ---- incidents -----------------------------------------------------------------------------------------
+    async def _incident(self, incident_id: int) -> Outcome:
+        return Outcome(card=cards.incident_card(await self._services.incident_view(incident_id)))
+
+    async def _reply_all(self, incident_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
+        template = str(data.get(cards.TEMPLATE_INPUT, "")).strip()
+        statement = str(data.get(cards.STATEMENT_INPUT, "")).strip()
+        if not template:
+            return Outcome(text="Write the reply each member gets ({first_name} is filled in). Nothing was sent.")
+        queued = await self._in_time(self._services.reply_to_all(incident_id, actor, template, statement))
+        if queued is None:
+            return Outcome(text=f"Replying to all members of incident #{incident_id}: the card shows the progress "
+                                "in a moment.")
+        return await self._incident(incident_id)
+
+    async def _resolve_all(self, incident_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
+        note = str(data.get(cards.NOTE_INPUT, "")).strip()[:1000]
+        resolved = await self._in_time(self._services.resolve_all(incident_id, actor, note))
+        if resolved is None:
+            return Outcome(text=f"Resolving incident #{incident_id} and its members: the card shows it in a "
+                                "moment.")
+        return await self._incident(incident_id)
+
+    async def _split(self, case_id: int, actor: Actor, data: dict[str, Any]) -> Outcome:
+        await self._services.split(case_id, actor)
+        if data.get("digest"):  # clicked in the incident's thread: the case's own card is posted in the channel
+            return Outcome(text=f"Case #{case_id} is a case of its own again: its card is posted in the channel.")
+        return await self._fresh(case_id)
+
+    async def _in_time(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """The result of `work` if it ends within `answer_within` (its refusal raised as usual), else None while
+        it goes on in the background (a refusal then is only logged: the person was already answered)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._ended)
+        await asyncio.wait({task}, timeout=self.answer_within)
+        if task.done():
+            return task.result()
+        self._late.add(task)
+        return None
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if task not in self._late:
+            return
+        self._late.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, ActionError | InvalidInput):
+            log.info("Teams: an action answered as under way was refused: %s", error)
+        elif error is not None:
+            log.error("Teams: an action answered as under way failed", exc_info=error)
 
 
 def _task(outcome: Outcome, *, dialog: bool) -> dict[str, Any]:

@@ -34,6 +34,8 @@ def upgrade() -> None:
         sa.Column('first_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column('last_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column('card_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column('version', sa.Integer(), nullable=False),
+        sa.Column('members_seq', sa.Integer(), nullable=False),
         sa.Column('reply_text', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column('statement', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column('reply_by', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
@@ -52,12 +54,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_incidents_lead_case_id'), ['lead_case_id'], unique=False)
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('incident_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('incident_seq', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_cases_incident_id'), ['incident_id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cases_incident_id'))
+        batch_op.drop_column('incident_seq')
         batch_op.drop_column('incident_id')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_incidents_lead_case_id'))
