@@ -79,6 +79,16 @@ def bot_process(database_url: str, tmp_path: Path, fake_slack: FakeSlack) -> Ite
         "slack": {"channel": "C0CASES", "escalation_channel": "C0ESC"},
         "sources": {"generic": {"secret_env": "GENERIC_WEBHOOK_SECRET"}},
     }
+    process = bot_process_for(config, database_url, tmp_path, fake_slack)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def bot_process_for(config: dict[str, object], database_url: str, tmp_path: Path, fake_slack: FakeSlack
+                    ) -> BotProcess:
+    """`python app.py` with `config`, the fake Slack, a 2 s outbox lease and a fast Slack pace (not started)."""
     (tmp_path / "socialops.yml").write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SOCIALOPS_"))}
     env.update({
@@ -87,11 +97,7 @@ def bot_process(database_url: str, tmp_path: Path, fake_slack: FakeSlack) -> Ite
         "GENERIC_WEBHOOK_SECRET": GENERIC_SECRET, "PORT": str(free_port()), "HOST": "127.0.0.1",
         "SOCIALOPS_OUTBOX_LEASE": "2s", "SOCIALOPS_SLACK_PACE": "0.02", "LOG_LEVEL": "WARNING",
     })
-    process = BotProcess(env, tmp_path / "bot.log")
-    try:
-        yield process
-    finally:
-        process.stop()
+    return BotProcess(env, tmp_path / "bot.log")
 
 
 def cards_for(fake: FakeSlack, text: str) -> list[dict[str, object]]:

@@ -9,7 +9,6 @@ stored one message per member).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -18,13 +17,12 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import yaml
 
 from tests.fakes.receiver import FakeReceiver
 from tests.fakes.slack_api import FakeSlack
-from tests.kit.slack import SIGNING_SECRET, signed_headers, view_submission
-from tests.kit.webhook import GENERIC_SECRET, event, signed
-from tests.test_crash import BotProcess, free_port
+from tests.kit.slack import signed_headers, view_submission
+from tests.kit.webhook import event, signed
+from tests.test_crash import BotProcess, bot_process_for
 
 MEMBERS = 40
 TEMPLATE = "Hi {first_name}, checkout is fixed; sorry for the trouble."
@@ -40,15 +38,7 @@ def storm_bot(database_url: str, tmp_path: Path, fake_slack: FakeSlack, receiver
         # 600 replies a minute: 40 members take about four seconds, so the kill lands in the middle.
         "storms": {"threshold": 5, "window": "15m", "update_every": "1s", "reply_pace": {"generic": 600}},
     }
-    (tmp_path / "socialops.yml").write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SOCIALOPS_"))}
-    env.update({
-        "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.url,
-        "DATABASE_URL": database_url, "SOCIALOPS_CONFIG": str(tmp_path / "socialops.yml"),
-        "GENERIC_WEBHOOK_SECRET": GENERIC_SECRET, "PORT": str(free_port()), "HOST": "127.0.0.1",
-        "SOCIALOPS_OUTBOX_LEASE": "2s", "SOCIALOPS_SLACK_PACE": "0.02", "LOG_LEVEL": "WARNING",
-    })
-    process = BotProcess(env, tmp_path / "bot.log")
+    process = bot_process_for(config, database_url, tmp_path, fake_slack)
     try:
         yield process
     finally:

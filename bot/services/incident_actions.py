@@ -40,12 +40,7 @@ def reply_to_all(session: Session, incident_id: int, actor: Actor, template: str
         raise InvalidInput("Write the reply each member gets ({first_name} is filled in).")
     if len(template) > MAX_TEMPLATE:
         raise InvalidInput(f"The reply is {len(template)} characters; keep it under {MAX_TEMPLATE}.")
-    incident = session.exec(sm_select(IncidentRow).where(col(IncidentRow.id) == incident_id)
-                            .with_for_update()).first()
-    if incident is None:
-        raise ActionError(f"Incident #{incident_id} does not exist (any more). Nothing was changed.")
-    if incident.status != "open":
-        raise ActionError(f"Incident #{incident_id} is resolved.")
+    incident = _open_incident(session, incident_id)
     if incident.reply_text:
         raise ActionError(f"{incident.reply_name or 'Someone'} already replied to all members of incident "
                           f"#{incident_id}; members who join get that reply too.")
@@ -84,6 +79,17 @@ def reply_to_all(session: Session, incident_id: int, actor: Actor, template: str
     incidents.owe_card(session, incident, _desks(session), config, now, at_once=True,
                        log=f"{actor.name} replied to all: {queued} personal replies queued{said}.")
     return queued
+
+
+def _open_incident(session: Session, incident_id: int) -> IncidentRow:
+    """The incident, locked, if it exists and is open; else the refusal the person sees."""
+    incident = session.exec(sm_select(IncidentRow).where(col(IncidentRow.id) == incident_id)
+                            .with_for_update()).first()
+    if incident is None:
+        raise ActionError(f"Incident #{incident_id} does not exist (any more). Nothing was changed.")
+    if incident.status != "open":
+        raise ActionError(f"Incident #{incident_id} is already resolved.")
+    return incident
 
 
 def _too_long(template: str, members: Iterable[object], senders: Mapping[str, Sender]) -> str | None:
@@ -144,12 +150,7 @@ def resolve_all(session: Session, incident_id: int, actor: Actor, note: str, *, 
     ids = [int(i) for i in session.connection().execute(select(CASES.c.id).where(
         CASES.c.incident_id == incident_id, CASES.c.status != Status.RESOLVED).order_by(CASES.c.id)
         .with_for_update()).scalars()]
-    incident = session.exec(sm_select(IncidentRow).where(col(IncidentRow.id) == incident_id)
-                            .with_for_update()).first()
-    if incident is None:
-        raise ActionError(f"Incident #{incident_id} does not exist (any more). Nothing was changed.")
-    if incident.status != "open":
-        raise ActionError(f"Incident #{incident_id} is already resolved.")
+    incident = _open_incident(session, incident_id)
     carded = {int(i) for i in session.connection().execute(
         select(REFS.c.case_id).where(REFS.c.purpose == "card", REFS.c.case_id.in_(ids))).scalars()} if ids else set()
     for case_id in ids:
