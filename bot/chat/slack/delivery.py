@@ -133,23 +133,34 @@ class SlackDelivery:
             await asyncio.sleep(wait)
 
     async def _post(self, row: OutboxRow, *, channel: str, text: str, blocks: list[dict[str, Any]],
-                    thread_ts: str | None = None, priority: int = NORMAL, paced: bool = False) -> str:
+                    thread_ts: str | None = None, priority: int = NORMAL) -> str:
         """Post once per outbox row; returns the message ts."""
-        key = f"outbox-{row.id}"
-        if row.attempts > 1:
-            found = await self._find(channel=channel, key=key, thread_ts=thread_ts,
-                                     since=row.created_at.replace(tzinfo=UTC).timestamp() - 60)
-            if found:
-                log.info("outbox row %s was already posted as %s; not posting again", row.id, found)
-                return found
-        if not paced:
-            await self._pacer.wait(channel, priority=priority)
+        found = await self._posted_before(row, channel=channel, thread_ts=thread_ts)
+        if found:
+            return found
+        await self._pacer.wait(channel, priority=priority)
+        return await self._send_post(row, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts)
+
+    async def _posted_before(self, row: OutboxRow, *, channel: str, thread_ts: str | None) -> str | None:
+        """A retried row: the message an earlier attempt posted (Slack stored it, the answer was lost), if any."""
+        if row.attempts <= 1:
+            return None
+        found = await self._find(channel=channel, key=f"outbox-{row.id}", thread_ts=thread_ts,
+                                 since=row.created_at.replace(tzinfo=UTC).timestamp() - 60)
+        if found:
+            log.info("outbox row %s was already posted as %s; not posting again", row.id, found)
+        return found
+
+    async def _send_post(self, row: OutboxRow, *, channel: str, text: str, blocks: list[dict[str, Any]],
+                         thread_ts: str | None = None) -> str:
+        """chat.postMessage, marked with the row's key (the caller waited for the channel's slot)."""
         kwargs: dict[str, Any] = {}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         response = await self._call(
             self._client.chat_postMessage, channel=channel, text=text, blocks=blocks, unfurl_links=False,
-            unfurl_media=False, metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key}}, **kwargs)
+            unfurl_media=False, metadata={"event_type": METADATA_TYPE, "event_payload": {"key": f"outbox-{row.id}"}},
+            **kwargs)
         return str(response["ts"])
 
     async def _find(self, *, channel: str, key: str, thread_ts: str | None, since: float) -> str | None:
@@ -190,12 +201,6 @@ class SlackDelivery:
         ref = await self._card_ref(case_id)
         if ref is None and view.incident_id is not None:
             return _mark_done(covered)  # a storm member: listed in the incident's thread, no card of its own
-        if ref is None:  # wait for the channel's slot first: a storm may have taken the case in the meantime
-            await self._pacer.wait(view.channel)
-            view = await self._services.view(case_id)
-            if view.incident_id is not None:
-                return _mark_done(covered)
-            text, blocks = render.card(view)
         if ref is not None:
             try:
                 await self._update(ref[0], ref[1], text, blocks)
@@ -204,8 +209,15 @@ class SlackDelivery:
                 if "message_not_found" not in error.message:
                     raise
                 log.warning("card of case %s was deleted in Slack; posting it again", case_id)
-        ts = await self._post(row, channel=view.channel, text=text, blocks=blocks, paced=ref is None)
         channel = view.channel
+        ts = await self._posted_before(row, channel=channel, thread_ts=None)
+        if ts is None:  # the channel's slot first, then the case as it is then: a storm may have taken it meanwhile
+            await self._pacer.wait(channel)
+            view = await self._services.view(case_id)
+            if view.incident_id is not None and ref is None:
+                return _mark_done(covered)
+            text, blocks = render.card(view)
+            ts = await self._send_post(row, channel=channel, text=text, blocks=blocks)
 
         def finish(session: Session) -> None:
             save_chat_ref(session, case_id=case_id, desk=DESK, purpose="card", key=str(case_id),
