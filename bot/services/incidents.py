@@ -295,10 +295,17 @@ def _reply_to(session: Session, connection: Connection, incident: IncidentRow, m
 
 # ---- chat effects, coalesced ----------------------------------------------------------------------------------------
 
+def card_queue(incident_id: int) -> int:
+    """The outbox queue of an incident's card and its thread lines: `case_id` -2 × id (no case has it). Its own
+    queue, so a card update waits neither behind the lead case's effects nor behind member lists, and two
+    deliveries of one incident's card never run at once (which could post it twice)."""
+    return -2 * incident_id
+
+
 def members_queue(incident_id: int) -> int:
-    """The outbox queue of an incident's member digests: `case_id` -incident_id (no case has it), so digests go out
-    one after another, and neither wait behind a throttled card update nor hold one back."""
-    return -incident_id
+    """The outbox queue of an incident's member digests: `case_id` -2 × id - 1, so digests go out one after
+    another, and neither wait behind a throttled card update nor hold one back."""
+    return -2 * incident_id - 1
 
 
 def _pending(session: Session, effect: str, queue: int, desk: str, now: datetime) -> int | None:
@@ -320,15 +327,16 @@ def owe_card(session: Session, incident: IncidentRow, desks: Iterable[str], conf
     due = now
     if not at_once and incident.card_at is not None:
         due = max(now, as_utc(incident.card_at) + timedelta(seconds=every))
+    assert incident.id is not None
     incident.version += 1  # a delivery that read an older version owes one more update (`shown`)
     session.add(incident)
     for desk in desks:
         if log:
-            session.add(OutboxRow(effect=Effect.THREAD, desk=desk, case_id=incident.lead_case_id,
+            session.add(OutboxRow(effect=Effect.THREAD, desk=desk, case_id=card_queue(incident.id),
                                   payload={"incident_id": incident.id, "text": log}, next_attempt_at=now))
-        pending = _pending(session, Effect.INCIDENT, incident.lead_case_id, desk, now)
+        pending = _pending(session, Effect.INCIDENT, card_queue(incident.id), desk, now)
         if pending is None:
-            session.add(OutboxRow(effect=Effect.INCIDENT, desk=desk, case_id=incident.lead_case_id,
+            session.add(OutboxRow(effect=Effect.INCIDENT, desk=desk, case_id=card_queue(incident.id),
                                   payload={"incident_id": incident.id}, next_attempt_at=due))
         elif at_once:  # a person's action shows at once, not at the throttled time
             session.connection().execute(update(OUTBOX).where(OUTBOX.c.id == pending).values(next_attempt_at=now))
@@ -468,7 +476,7 @@ def covered_rows(session: Session, effect: str, incident_id: int, desk: str) -> 
     incident = session.get(IncidentRow, incident_id)
     if incident is None:
         return []
-    queue = members_queue(incident_id) if effect == Effect.MEMBERS else incident.lead_case_id
+    queue = members_queue(incident_id) if effect == Effect.MEMBERS else card_queue(incident_id)
     return [int(i) for i in session.connection().execute(select(OUTBOX.c.id).where(
         OUTBOX.c.case_id == queue, OUTBOX.c.desk == desk, OUTBOX.c.effect == effect,
         OUTBOX.c.done.is_(False))).scalars()]

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, case
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, and_, col, exists, or_, select
 
@@ -120,7 +120,8 @@ class Outbox:
 
     def _lease(self, limit: int, sends: bool | None) -> list[OutboxRow]:
         """Lease up to `limit` due rows, heads of their case's queue: only sends to the platforms
-        (`sends` True), only chat effects (False), or both (None)."""
+        (`sends` True), only chat effects (False), or both (None). Incident cards first, then by age: in a storm
+        the card that sums it up must not wait behind a backlog of other cards."""
         now = utcnow()
         earlier = aliased(OutboxRow)
         is_head = ~exists().where(
@@ -135,7 +136,7 @@ class Outbox:
                 or_(col(OutboxRow.locked_until).is_(None), col(OutboxRow.locked_until) < now),
                 or_(col(OutboxRow.case_id).is_(None), and_(is_head)),
             )
-            .order_by(col(OutboxRow.id))
+            .order_by(case((col(OutboxRow.effect) == Effect.INCIDENT, 0), else_=1), col(OutboxRow.id))
             .limit(limit)
         )
         if sends is not None:
