@@ -396,22 +396,11 @@ class StormsConfig(_Strict):
         return float(self.reply_pace.get(platform, DEFAULT_REPLY_PACE.get(platform, 60.0)))
 
     def ignored_features(self) -> list[str]:
-        """`ignore` as detector features: "#acme" → tag:acme, "acme.com/x" → link:acme.com/x, a word → kw:word."""
-        import unicodedata
+        """`ignore` as the detector's features ("#acme" → tag:acme, "acme.com/x" → link:acme.com/x, a word →
+        kw:word), normalised by the detector itself so they match what it counts."""
+        from bot.core.storms import feature_of
 
-        features = []
-        for entry in self.ignore:
-            text = unicodedata.normalize("NFKC", entry.strip()).casefold()
-            if ":" in text and text.split(":", 1)[0] in ("tag", "link", "kw", "dup"):
-                features.append(text)
-            elif text.startswith("#"):
-                features.append("tag:" + text[1:])
-            elif "." in text or "/" in text:
-                link = text.split("://", 1)[-1].removeprefix("www.").rstrip("/")
-                features.append("link:" + link)
-            else:
-                features.append("kw:" + text)
-        return features
+        return [feature_of(entry) for entry in self.ignore]
 
 
 class Config(_Strict):

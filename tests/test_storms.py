@@ -335,6 +335,20 @@ def test_a_keyword_storm_and_ignored_features() -> None:
     assert info is not None and info.label == "keyword “outage”"
 
 
+def test_ignore_entries_are_named_as_the_detector_names_features() -> None:
+    """What an admin writes in `storms.ignore` matches what the detector counts: a link's path keeps its case,
+    a keyword's digits are folded like the text's."""
+    written = ["#Acme", "https://www.Acme.com/Status/", "acme.com", "App down", "X2 phone", "tag:acme"]
+    assert [storms.feature_of(entry) for entry in written] == [
+        "tag:acme", "link:acme.com/Status", "link:acme.com", "kw:app down", "kw:x0 phone", "tag:acme"]
+    seen = storms.signatures("Is https://acme.com/Status down? #ACME", keywords=["X2 phone"])
+    assert {storms.feature_of("https://www.Acme.com/Status/"), storms.feature_of("#Acme")} <= seen
+    storm = detector(threshold=3, ignore=[storms.feature_of("https://www.Acme.com/Status/")])
+    kinds = [storm.observe(f"s{i}", f"see https://acme.com/Status {CHATTER[i]}", "x", at(seconds=i)).kind
+             for i in range(5)]
+    assert kinds == ["none"] * 5
+
+
 def test_time_never_goes_back() -> None:
     storm = detector(threshold=3)
     storm.observe("a", "#outage 1", "x", at(minutes=20))

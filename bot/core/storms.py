@@ -54,6 +54,7 @@ __all__ = [
     "Decision",
     "IncidentInfo",
     "StormDetector",
+    "feature_of",
     "near_duplicate_text",
     "signatures",
     "similarity",
@@ -260,6 +261,25 @@ class _Analyser:
 
 
 _PLAIN = _Analyser()
+
+
+def feature_of(entry: str) -> str:
+    """A feature as a person writes it (`storms.ignore`), named exactly as the detector names it: "#Acme" →
+    `tag:acme`, "https://www.Acme.com/Status/" → `link:acme.com/Status`, "App down" → `kw:app down`; an entry that
+    already names a feature (`tag:`, `link:`, `kw:`, `dup:`) is taken as it is."""
+    entry = entry.strip()
+    kind, _, value = entry.partition(":")
+    if kind in _KIND_RANK and value and not value.startswith("//"):
+        return entry
+    if entry.startswith("#"):
+        tags = _words(entry)[0]
+        if tags:
+            return f"tag:{tags[0]}"
+    if "." in entry or "/" in entry:
+        link = _link(entry if "//" in entry or entry[:4].lower() == "www." else "http://" + entry)
+        if link:
+            return f"link:{link}"
+    return f"kw:{_keyword_words(entry)}"
 
 
 def signatures(text: str, keywords: Iterable[str] = ()) -> frozenset[str]:
