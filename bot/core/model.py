@@ -108,3 +108,8 @@ class Delivery:
 
 def first_name_of(name: str, handle: str) -> str:
     return Author(id="", name=name, handle=handle).first_name
+
+
+def personalise(template: str, *, name: str, handle: str) -> str:
+    """Fill {first_name} only: customer-controlled names never reach str.format."""
+    return template.replace("{first_name}", first_name_of(name, handle))

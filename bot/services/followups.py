@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.core.errors import ActionError
-from bot.core.model import Action, Status, first_name_of
+from bot.core.model import Action, Status, personalise
 from bot.services.cases import Actor, _queue_message
 from bot.services.records import Effect, audit, enqueue, load_case
 from storage.db import transaction
@@ -37,11 +37,6 @@ runtime = _Runtime()
 
 def job_id(followup_id: int) -> str:
     return f"followup-{followup_id}"
-
-
-def personalise(template: str, *, name: str, handle: str) -> str:
-    """Fill {first_name} only: customer-controlled names never reach str.format."""
-    return template.replace("{first_name}", first_name_of(name, handle))
 
 
 def due(session: Session, followup_id: int, cycle: int) -> bool:

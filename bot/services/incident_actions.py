@@ -14,7 +14,7 @@ from sqlmodel import select as sm_select
 
 from bot.config import Config
 from bot.core.errors import ActionError, InvalidInput
-from bot.core.model import Action, Status
+from bot.core.model import Action, Status, personalise
 from bot.core.ports import Announces, Sender
 from bot.services import cases, incidents, targets
 from bot.services.cases import Actor
@@ -97,7 +97,7 @@ def _too_long(template: str, members: Iterable[object], senders: Mapping[str, Se
     longest: dict[str, int] = {}
     for member in members:
         platform = str(getattr(member, "platform"))  # noqa: B009 - a Row's attribute
-        text = incidents.personalise(template, name=str(getattr(member, "customer_name") or ""),  # noqa: B009
+        text = personalise(template, name=str(getattr(member, "customer_name") or ""),  # noqa: B009
                                      handle=str(getattr(member, "customer_handle") or ""))  # noqa: B009
         longest[platform] = max(longest.get(platform, 0), len(text))
     for platform, length in sorted(longest.items()):
@@ -184,7 +184,7 @@ def send_due_checkins(session: Session, now: datetime) -> int:
             session.add(followup)
             continue
         actor = Actor(id=case.resolved_by or "", name="Resolve all", desk="")
-        text = incidents.personalise(followup.text, name=case.customer_name, handle=case.customer_handle)
+        text = personalise(followup.text, name=case.customer_name, handle=case.customer_handle)
         message = _queue_message(session, case, text, actor, kind="checkin")
         followup.status, followup.acted_by, followup.reply_id = "sent", "Resolve all", message.id
         session.add(followup)

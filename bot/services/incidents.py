@@ -28,7 +28,7 @@ from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
 from bot.config import Config, StormsConfig
-from bot.core.model import Action, Item, ReplyStatus, Status, first_name_of
+from bot.core.model import Action, Item, ReplyStatus, Status, personalise
 from bot.core.storms import TREND_MINUTES, Decision, StormDetector
 from bot.core.view import IncidentView, MemberView
 from bot.services.records import Effect
@@ -73,11 +73,6 @@ def incident_of_key(key: str) -> int | None:
         return None
     number = key.removeprefix("socialops-incident-").partition("-")[0]
     return int(number) if number.isdigit() else None
-
-
-def personalise(template: str, *, name: str, handle: str) -> str:
-    """Fill {first_name} only: customer-controlled names never reach str.format."""
-    return template.replace("{first_name}", first_name_of(name, handle))
 
 
 class Storms:

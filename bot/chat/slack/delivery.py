@@ -24,6 +24,7 @@ from bot.chat.slack import blocks as render
 from bot.chat.slack.mrkdwn import escape
 from bot.config import Config
 from bot.core.errors import SendError
+from bot.core.model import personalise
 from bot.services import incidents
 from bot.services.api import Services, save_chat_ref
 from bot.services.outbox import Finish, Handler, pending_card_rows
@@ -408,8 +409,6 @@ class SlackDelivery:
 
 
 def _personal(followup: FollowupRow, name: str, handle: str) -> str:
-    from bot.services.followups import personalise
-
     return personalise(followup.text, name=name, handle=handle)
 
 

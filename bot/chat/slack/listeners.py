@@ -20,10 +20,9 @@ from bot.chat import names
 from bot.chat.slack import blocks as render
 from bot.chat.slack.mrkdwn import escape
 from bot.core.errors import ActionError, InvalidInput
-from bot.core.model import first_name_of
+from bot.core.model import first_name_of, personalise
 from bot.services.api import Services
 from bot.services.cases import Actor, OwnedByOther
-from bot.services.followups import personalise
 from bot.services.stats import PERIODS
 
 log = logging.getLogger("socialops.slack")

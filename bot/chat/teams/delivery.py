@@ -18,9 +18,9 @@ from bot.chat.teams.connector import Connector
 from bot.chat.teams.forms import forms_for
 from bot.config import TeamsConfig
 from bot.core.errors import SendError
+from bot.core.model import personalise
 from bot.services import incidents
 from bot.services.api import Services, save_chat_ref
-from bot.services.followups import personalise
 from bot.services.outbox import Finish, Handler, mark_done, pending_card_rows
 from bot.services.records import Effect
 from storage.tables import OutboxRow, utcnow

@@ -40,10 +40,10 @@ from bot.chat.teams.connector import ADAPTIVE_CARD
 from bot.chat.teams.forms import forms_for
 from bot.config import TeamsConfig
 from bot.core.errors import ActionError, InvalidInput
+from bot.core.model import personalise
 from bot.core.view import CaseView
 from bot.services.api import Services
 from bot.services.cases import Actor, OwnedByOther
-from bot.services.followups import personalise
 
 log = logging.getLogger("socialops.teams")
 T = TypeVar("T")

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 from bot.chat.teams import cards
 from bot.config import SavedReply
-from bot.core.model import first_name_of
+from bot.core.model import first_name_of, personalise
 from bot.services.api import ReplyContext
-from bot.services.followups import personalise
 
 
 def forms_for(context: ReplyContext, saved_replies: Sequence[SavedReply]) -> cards.Forms:
