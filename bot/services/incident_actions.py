@@ -18,7 +18,7 @@ from bot.core.model import Action, Status, personalise
 from bot.core.ports import Announces, Sender
 from bot.services import cases, incidents, targets
 from bot.services.cases import Actor
-from bot.services.records import Effect, audit, enqueue, load_case, refresh_card
+from bot.services.records import Effect, audit, desks_for, enqueue, load_case, refresh_card
 from storage.tables import CaseRow, ChatRefRow, IncidentRow, ReplyRow, as_utc
 
 CASES = CaseRow.__table__  # type: ignore[attr-defined]
@@ -76,7 +76,7 @@ def reply_to_all(session: Session, incident_id: int, actor: Actor, template: str
     audit(session, lead, Action.REPLY_ALL, actor=actor.id, actor_name=actor.name, desk=actor.desk, at=now,
           incident_id=incident_id, replies=queued, statements=announced)
     said = f" and a public statement on {', '.join(announced)}" if announced else ""
-    incidents.owe_card(session, incident, _desks(session), config, now, at_once=True,
+    incidents.owe_card(session, incident, desks_for(session), config, now, at_once=True,
                        log=f"{actor.name} replied to all: {queued} personal replies queued{said}.")
     return queued
 
@@ -108,12 +108,6 @@ def _too_long(template: str, members: Iterable[object], senders: Mapping[str, Se
     return None
 
 
-def _desks(session: Session) -> tuple[str, ...]:
-    from bot.services.records import desks_for
-
-    return desks_for(session)
-
-
 def split(session: Session, case_id: int, actor: Actor, *, config: Config, now: datetime) -> CaseRow:
     """A member becomes its own case again: its card is posted, its response target runs from when it opened."""
     case = load_case(session, case_id, for_update=True)
@@ -136,7 +130,7 @@ def split(session: Session, case_id: int, actor: Actor, *, config: Config, now: 
         platforms[case.platform] = max(0, platforms.get(case.platform, 0) - 1)
         incident.platforms = platforms
         session.add(incident)
-        incidents.owe_card(session, incident, _desks(session), config, now, at_once=True,
+        incidents.owe_card(session, incident, desks_for(session), config, now, at_once=True,
                            log=f"{actor.name} split case #{case_id} ({case.customer_name or case.customer_handle}) "
                                "off the incident: it has its own card now.")
     return case
@@ -167,7 +161,7 @@ def resolve_all(session: Session, incident_id: int, actor: Actor, note: str, *, 
     audit(session, lead, Action.RESOLVE_ALL, actor=actor.id, actor_name=actor.name, desk=actor.desk, at=now,
           incident_id=incident_id, resolved=len(ids))
     checkins = f" Check-ins: {len(config.followups)} per member, sent when due." if config.followups else ""
-    incidents.owe_card(session, incident, _desks(session), config, now, at_once=True,
+    incidents.owe_card(session, incident, desks_for(session), config, now, at_once=True,
                        log=f"{actor.name} resolved all {len(ids)} open members.{checkins}")
     return len(ids)
 

@@ -31,6 +31,7 @@ from bot.config import Config, StormsConfig
 from bot.core.model import Action, Item, ReplyStatus, Status, personalise
 from bot.core.storms import TREND_MINUTES, Decision, StormDetector
 from bot.core.view import IncidentView, MemberView
+from bot.services.outbox import mark_done
 from bot.services.records import Effect
 from storage.db import transaction
 from storage.tables import (
@@ -484,11 +485,7 @@ def shown(session: Session, incident_id: int, desk: str, version: int, covered: 
     covered rows pending and so wrote none of its own), one more update is owed at once."""
     # Locks in the order ingest takes them (the incident, then its outbox rows), or PostgreSQL finds a deadlock.
     incident = session.get(IncidentRow, incident_id, with_for_update=True)
-    for outbox_id in covered:
-        stored = session.get(OutboxRow, outbox_id)
-        if stored is not None and not stored.done:
-            stored.done = True
-            session.add(stored)
+    mark_done(covered)(session)
     if incident is None:
         return
     incident.card_at = now

@@ -84,7 +84,6 @@ class SlackDesk:
     def __init__(self, *, app: AsyncApp, services: Services) -> None:
         self._services = services
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._client: AsyncWebClient | None = None
         self._register(app)
 
     def _register(self, app: AsyncApp) -> None:
@@ -316,7 +315,8 @@ class SlackDesk:
         modal = render.resolve_all_modal(view, followups=len(self._services.config.followups))
         await client.views_open(trigger_id=body["trigger_id"], view=modal)
 
-    async def _submit_incident(self, ack: AsyncAck, body: Body, block: str, work: Any) -> None:
+    async def _submit_incident(self, ack: AsyncAck, body: Body, client: AsyncWebClient, block: str, work: Any
+                               ) -> None:
         """Like `_submit`, but a big incident may take longer than Slack waits for an answer: after two seconds the
         form closes and the work goes on; a refusal then reaches the person as a direct message."""
         try:
@@ -329,7 +329,7 @@ class SlackDesk:
         if not done:
             await ack()
             self._tasks.add(task)
-            task.add_done_callback(lambda t: self._report(t, body))
+            task.add_done_callback(lambda t: self._report(t, body, client))
             return
         error = task.exception()
         if isinstance(error, (ActionError, InvalidInput)):
@@ -340,7 +340,7 @@ class SlackDesk:
         if error is not None:
             log.error("incident action failed", exc_info=error)
 
-    def _report(self, task: asyncio.Task[Any], body: Body) -> None:
+    def _report(self, task: asyncio.Task[Any], body: Body, client: AsyncWebClient) -> None:
         self._tasks.discard(task)
         error = task.exception() if not task.cancelled() else None
         if error is None:
@@ -350,24 +350,21 @@ class SlackDesk:
             log.error("incident action failed", exc_info=error)
             message = "Something went wrong; nothing was changed. Please try again."
         user = actor_of(body).id
-        client = self._client
-        if client is not None and user:
+        if user:
             follow = asyncio.create_task(client.chat_postMessage(channel=user, text=escape(message)))
             self._tasks.add(follow)
             follow.add_done_callback(self._tasks.discard)
 
     async def _submit_reply_all(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
-        self._client = client
         template = _input(body, render.TEMPLATE_INPUT, render.TEMPLATE_INPUT)
         statement = _input(body, render.STATEMENT_INPUT, render.STATEMENT_INPUT)
-        await self._submit_incident(ack, body, render.TEMPLATE_INPUT, lambda incident_id: self._services.reply_to_all(
-            incident_id, actor_of(body), template, statement))
+        await self._submit_incident(ack, body, client, render.TEMPLATE_INPUT, lambda incident_id: (
+            self._services.reply_to_all(incident_id, actor_of(body), template, statement)))
 
     async def _submit_resolve_all(self, ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
-        self._client = client
         note = _input(body, render.NOTE_INPUT, render.NOTE_INPUT)
-        await self._submit_incident(ack, body, render.NOTE_INPUT, lambda incident_id: self._services.resolve_all(
-            incident_id, actor_of(body), note))
+        await self._submit_incident(ack, body, client, render.NOTE_INPUT, lambda incident_id: (
+            self._services.resolve_all(incident_id, actor_of(body), note)))
 
     async def _command(self, ack: AsyncAck, body: Body) -> None:
         words = str(body.get("text") or "").split()
