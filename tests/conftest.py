@@ -19,6 +19,7 @@ from storage.tables import EventRow
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.receiver import FakeReceiver
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.teams_connector import FakeBotConnector
 from tests.kit.db import fresh_database, postgres_url
 from tests.kit.slack import SIGNING_SECRET, SlackUser
 from tests.kit.webhook import GENERIC_SECRET, signed
@@ -45,6 +46,20 @@ def fake_slack() -> Iterator[FakeSlack]:
 @pytest.fixture
 def receiver() -> Iterator[FakeReceiver]:
     with FakeReceiver(GENERIC_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client for a source under test to talk to its fake platform."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield client
+
+
+@pytest.fixture
+def connector() -> Iterator[FakeBotConnector]:
+    """The fake Bot Connector, with the Teams desk in local development mode (no App ID)."""
+    with FakeBotConnector(anonymous=True) as fake:
         yield fake
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -37,12 +37,6 @@ Json = dict[str, Any]
 def google() -> Iterator[FakeGoogleReviews]:
     with FakeGoogleReviews(token=TOKEN, locations=("locations/456", "locations/789")) as fake:
         yield fake
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield client
 
 
 def source(google: FakeGoogleReviews, http: httpx.AsyncClient, **config: Any) -> SourceParts:

@@ -84,12 +84,6 @@ def meta() -> Iterator[FakeMeta]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield client
-
-
-@pytest.fixture
 def parts(meta: FakeMeta, http: httpx.AsyncClient) -> SourceParts:
     return make(config=config_for(meta), env=env_for(meta), http=http)
 

@@ -5,7 +5,7 @@ reply target, and one post per idempotency key where the platform keeps keys."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,12 +29,6 @@ from tests.kit.webhook import GENERIC_SECRET
 
 STATEMENT = "We know the app is down. A fix is rolling out, everything should work again by 14:00."
 CREATE = "com.atproto.repo.createRecord"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield client
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ Local development mode here (no App ID); authentication has its own tests in tes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +37,6 @@ from tests.kit.teams import (
 )
 from tests.kit.wait import eventually
 from tests.kit.webhook import event, signed
-
-
-@pytest.fixture
-def connector() -> Iterator[FakeBotConnector]:
-    with FakeBotConnector(anonymous=True) as fake:
-        yield fake
 
 
 @dataclass

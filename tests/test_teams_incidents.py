@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,12 +52,6 @@ PEOPLE = [("Jane Doe", "@jane"), ("Mark Smith", "@mark"), ("Olga Berg", "@olga")
 UNRELATED = "Love the new winter jackets, do you ship to Finland as well or only within the EU"
 TEMPLATE = "Hi {first_name}, we know the app is down; a fix is rolling out and should be live by 14:00."
 STATEMENT = "Our app is down for everyone. A fix is rolling out, everything should work again by 14:00."
-
-
-@pytest.fixture
-def connector() -> Iterator[FakeBotConnector]:
-    with FakeBotConnector(anonymous=True) as fake:
-        yield fake
 
 
 @dataclass

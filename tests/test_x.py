@@ -50,12 +50,6 @@ def x() -> Iterator[FakeX]:
         yield fake
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield client
-
-
 def settings(x: FakeX, **overrides: Any) -> XSource:
     values: Json = {"user_id": x.brand_id, "base_url": x.url, "keywords": ["acme", "#acmefail"], **overrides}
     return XSource(**values)
