@@ -32,7 +32,7 @@ from bot.core.model import Action, Item, ReplyStatus, Status, personalise
 from bot.core.storms import TREND_MINUTES, Decision, StormDetector
 from bot.core.view import IncidentView, MemberView
 from bot.services.outbox import mark_done
-from bot.services.records import Effect
+from bot.services.records import Effect, event_values, outbox_values
 from storage.db import transaction
 from storage.tables import (
     CaseRow,
@@ -206,9 +206,8 @@ def _join(session: Session, connection: Connection, incident: IncidentRow, joini
         sla_state=""), [{"member": case_id, "seq": incident.members_seq + n}
                         for n, case_id in enumerate(fresh_ids, start=1)])
     incident.members_seq += len(fresh_ids)
-    connection.execute(EVENTS.insert(), [
-        {"case_id": case_id, "action": Action.GROUPED, "actor": None, "actor_name": None, "desk": None,
-         "detail": {"incident_id": incident_id, "label": incident.label}, "at": now} for case_id in fresh_ids])
+    connection.execute(EVENTS.insert(), [event_values(case_id, Action.GROUPED, now, incident_id=incident_id,
+                                                      label=incident.label) for case_id in fresh_ids])
     texts = {case_id: item.text for case_id, item, _ in joining.cases}
     platforms = Counter(incident.platforms or {})
     minutes = dict(incident.minutes or {})
@@ -262,28 +261,27 @@ def _reply_to(session: Session, connection: Connection, incident: IncidentRow, m
     storms = config.storms or StormsConfig()
     paced = dict(incident.paced or {})
     slots: dict[str, datetime] = {}
-    replies = []
+    replies: list[dict[str, Any]] = []
+    due: list[tuple[int, datetime]] = []
     for row in sorted(members, key=lambda r: int(r.id)):
-        platform = str(row.platform)
+        case_id, platform = int(row.id), str(row.platform)
         slot = slots.get(platform)
         if slot is None:
             stored = paced.get(platform)
             slot = max(now, datetime.fromisoformat(stored)) if stored else now
-        replies.append(({
-            "case_id": int(row.id), "kind": "incident",
+        replies.append({
+            "case_id": case_id, "kind": "incident",
             "text": personalise(incident.reply_text, name=str(row.customer_name or ""),
                                 handle=str(row.customer_handle or "")),
             "author": incident.reply_by, "author_name": incident.reply_name, "status": ReplyStatus.QUEUED,
-            "idempotency_key": reply_key(incident.id, int(row.id)), "attempts": 0, "created_at": now,
-            "options": None}, slot))
+            "idempotency_key": reply_key(incident.id, case_id), "attempts": 0, "created_at": now, "options": None})
+        due.append((case_id, slot))
         slots[platform] = slot + timedelta(seconds=60.0 / storms.pace(platform))
     ids = connection.execute(REPLIES.insert().returning(REPLIES.c.id, sort_by_parameter_order=True),
-                             [values for values, _ in replies]).scalars().all()
+                             replies).scalars().all()
     connection.execute(OUTBOX.insert(), [
-        {"effect": Effect.SEND, "desk": "", "case_id": values["case_id"], "payload": {"reply_id": int(reply_id)},
-         "done": False, "dead": False, "attempts": 0, "next_attempt_at": slot, "locked_until": None,
-         "last_error": None, "created_at": now, "done_at": None}
-        for (values, slot), reply_id in zip(replies, ids, strict=True)])
+        row for (case_id, slot), reply_id in zip(due, ids, strict=True)
+        for row in outbox_values(case_id, Effect.SEND, now, ("",), due=slot, reply_id=int(reply_id))])
     incident.paced = {**paced, **{platform: slot.isoformat() for platform, slot in slots.items()}}
     session.add(incident)
     return len(replies)

@@ -31,7 +31,7 @@ from bot.core.model import Action, Item, Status
 from bot.core.priority import REPEAT_WINDOW_DAYS, Signals, rank
 from bot.services import rollups, targets
 from bot.services.incidents import Grouping, Storms
-from bot.services.records import Effect, audit, desks_for, enqueue
+from bot.services.records import Effect, audit, desks_for, enqueue, event_values, outbox_values
 from storage.db import transaction
 from storage.tables import CaseRow, CursorRow, EventRow, FollowupRow, ItemRow, OutboxRow, ReplyRow, as_utc, utcnow
 
@@ -63,18 +63,6 @@ def _conversation(connection: Connection, item: Item) -> str:
         if parent_case:
             return str(parent_case)
     return item.conversation
-
-
-def _event(case_id: int, action: Action, now: datetime, **detail: Any) -> dict[str, Any]:
-    return {"case_id": case_id, "action": action, "actor": None, "actor_name": None, "desk": None,
-            "detail": detail, "at": now}
-
-
-def _outbox(case_id: int, effect: str, now: datetime, desks: tuple[str, ...], **payload: Any) -> list[dict[str, Any]]:
-    """One row per chat desk."""
-    return [{"effect": effect, "desk": desk, "case_id": case_id, "payload": payload, "done": False, "dead": False,
-             "attempts": 0, "next_attempt_at": now, "locked_until": None, "last_error": None, "created_at": now,
-             "done_at": None} for desk in desks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +179,14 @@ def ingest_many(session: Session, items: list[Item], *, config: Config, storms: 
             continue
         if key in opened and case_id not in has_messages:
             has_messages.add(case_id)
-            writes.events.append(_event(case_id, Action.OPEN, now, platform_id=item.platform_id))
+            writes.events.append(event_values(case_id, Action.OPEN, now, platform_id=item.platform_id))
             writes.counts[(rollups.day_of(now), rollups.NEW, item.platform, str(item.kind))] += 1
             results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False))
             if grouping is not None and grouping.observe(case_id, item):
                 continue  # a member of a storm: listed in the incident's thread, no card of its own
             if away.applies(item):
                 away_cases.append((case_id, item))
-            writes.outbox += _outbox(case_id, Effect.CARD, now, desks)
+            writes.outbox += outbox_values(case_id, Effect.CARD, now, desks)
             continue
         has_messages.add(case_id)
         row = resolved.pop(case_id, None)  # a second message in this batch finds the case open again
@@ -212,10 +200,11 @@ def ingest_many(session: Session, items: list[Item], *, config: Config, storms: 
         _next_target(connection, existing_by_id.get(case_id), item, rules, now, started)
         action = Action.REOPEN if reopened else Action.MESSAGE
         detail = {"reason": "customer wrote again"} if reopened else {}
-        writes.events.append(_event(case_id, action, now, platform_id=item.platform_id, **detail))
+        writes.events.append(event_values(case_id, action, now, platform_id=item.platform_id, **detail))
         prefix = "Reopened: the customer wrote again" if reopened else "New message from the customer"
-        writes.outbox += _outbox(case_id, Effect.CARD, now, desks)
-        writes.outbox += _outbox(case_id, Effect.THREAD, now, desks, text=prefix + ":", quote=item.text, url=item.url)
+        writes.outbox += outbox_values(case_id, Effect.CARD, now, desks)
+        writes.outbox += outbox_values(case_id, Effect.THREAD, now, desks, text=prefix + ":", quote=item.text,
+                                       url=item.url)
         results.append(Accepted(platform_id=item.platform_id, case_id=case_id, duplicate=False, reopened=reopened))
     if touched:
         connection.execute(sql.touch_cases, [{"case_id": case_id, "now": now} for case_id in sorted(touched)])

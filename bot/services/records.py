@@ -57,6 +57,20 @@ def audit(
     return event
 
 
+def event_values(case_id: int, action: Action, now: datetime, **detail: Any) -> dict[str, Any]:
+    """An audit event by the bot itself, as column values for a bulk insert (ingest's hot path)."""
+    return {"case_id": case_id, "action": action, "actor": None, "actor_name": None, "desk": None,
+            "detail": detail, "at": now}
+
+
+def outbox_values(case_id: int, effect: str, now: datetime, desks: tuple[str, ...], *, due: datetime | None = None,
+                  **payload: Any) -> list[dict[str, Any]]:
+    """Outbox rows as column values for a bulk insert, one per desk (`("",)` for a send), due at `due` (now)."""
+    return [{"effect": effect, "desk": desk, "case_id": case_id, "payload": payload, "done": False, "dead": False,
+             "attempts": 0, "next_attempt_at": due or now, "locked_until": None, "last_error": None, "created_at": now,
+             "done_at": None} for desk in desks]
+
+
 _DESKS: WeakKeyDictionary[Engine, tuple[str, ...]] = WeakKeyDictionary()
 DEFAULT_DESKS = ("slack",)
 
