@@ -20,7 +20,7 @@ from bot.core.model import Action, Status, personalise
 from bot.services.cases import Actor, _queue_message
 from bot.services.records import Effect, audit, enqueue, load_case
 from storage.db import transaction
-from storage.tables import CaseRow, FollowupRow
+from storage.tables import CaseRow, FollowupRow, ReplyRow
 
 log = logging.getLogger("socialops.followups")
 
@@ -85,14 +85,20 @@ def send_checkin(session: Session, followup_id: int, actor: Actor) -> FollowupRo
         session.add(followup)
         enqueue(session, Effect.PROMPT, case.id, followup_id=followup.id)
         raise ActionError("The case was reopened, so this check-in is no longer needed.")
-    text = personalise(followup.text, name=case.customer_name, handle=case.customer_handle)
-    message = _queue_message(session, case, text, actor, kind="checkin")
-    followup.status, followup.acted_by, followup.reply_id = "sent", actor.name, message.id
-    session.add(followup)
+    message = queue_checkin(session, followup, case, actor)
     audit(session, case, Action.FOLLOWUP_SENT, actor=actor.id, actor_name=actor.name, desk=actor.desk,
           followup_id=followup.id, reply_id=message.id)
     enqueue(session, Effect.PROMPT, case.id, followup_id=followup.id)
     return followup
+
+
+def queue_checkin(session: Session, followup: FollowupRow, case: CaseRow, actor: Actor) -> ReplyRow:
+    """The check-in's message to the customer, queued, and the follow-up marked sent by `actor`."""
+    text = personalise(followup.text, name=case.customer_name, handle=case.customer_handle)
+    message = _queue_message(session, case, text, actor, kind="checkin")
+    followup.status, followup.acted_by, followup.reply_id = "sent", actor.name, message.id
+    session.add(followup)
+    return message
 
 
 def skip(session: Session, followup_id: int, actor: Actor) -> FollowupRow:

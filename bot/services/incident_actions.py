@@ -16,7 +16,7 @@ from bot.config import Config
 from bot.core.errors import ActionError, InvalidInput
 from bot.core.model import Action, Status, personalise
 from bot.core.ports import Announces, Sender
-from bot.services import cases, incidents, targets
+from bot.services import cases, followups, incidents, targets
 from bot.services.cases import Actor
 from bot.services.records import Effect, audit, desks_for, enqueue, load_case, refresh_card
 from storage.tables import CaseRow, ChatRefRow, IncidentRow, ReplyRow, as_utc
@@ -168,8 +168,6 @@ def resolve_all(session: Session, incident_id: int, actor: Actor, note: str, *, 
 
 def send_due_checkins(session: Session, now: datetime) -> int:
     """Check-ins of members resolved together are sent when due, without a prompt each."""
-    from bot.services.cases import _queue_message
-
     sent = 0
     for followup in incidents.due_checkins(session, now):
         case = load_case(session, followup.case_id, for_update=True)
@@ -177,11 +175,8 @@ def send_due_checkins(session: Session, now: datetime) -> int:
             followup.status = "cancelled"
             session.add(followup)
             continue
-        actor = Actor(id=case.resolved_by or "", name="Resolve all", desk="")
-        text = personalise(followup.text, name=case.customer_name, handle=case.customer_handle)
-        message = _queue_message(session, case, text, actor, kind="checkin")
-        followup.status, followup.acted_by, followup.reply_id = "sent", "Resolve all", message.id
-        session.add(followup)
+        message = followups.queue_checkin(session, followup, case,
+                                          Actor(id=case.resolved_by or "", name="Resolve all", desk=""))
         audit(session, case, Action.FOLLOWUP_SENT, at=now, followup_id=followup.id, reply_id=message.id,
               automatic=True)
         sent += 1
